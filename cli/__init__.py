@@ -1,0 +1,1 @@
+"""The tenantgate command line."""

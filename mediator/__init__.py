@@ -1,0 +1,1 @@
+"""tenantgate mediator: verified token -> per-turn gate -> templated query -> shaped result."""
