@@ -1,0 +1,164 @@
+"""Build tenants, sessions and demo rows in a test database, the way an operator would."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+
+from tests.pg import TestDatabase
+
+DEMO_TOOLS = (
+    # tool_name, required_scope, side_effect, credit_cost
+    ("get_customer_profile", "read:profile", False, 1),
+    ("list_tickets", "read:tickets", False, 1),
+    ("update_ticket_status", "write:tickets", True, 2),
+)
+ENROLLED_TABLES = ("demo.customer_profiles", "demo.tickets", "demo.invoices", "demo.subscriptions")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One customer account of one org, reached through one connector by one operator."""
+
+    org_id: uuid.UUID
+    operator_id: uuid.UUID
+    connector_id: uuid.UUID
+    customer_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session and the secret its token would carry."""
+
+    tenant: Tenant
+    session_id: uuid.UUID
+    secret: str
+    scopes: tuple[str, ...] = field(default=())
+
+
+def add_org(db: TestDatabase, name: str | None = None, credits: int = 0) -> uuid.UUID:
+    with db.connect("tenantgate_admin") as conn:
+        row = conn.execute(
+            "insert into tenantgate.orgs (name) values (%s) returning org_id",
+            (name or f"org-{secrets.token_hex(4)}",),
+        ).fetchone()
+        assert row is not None
+        org_id: uuid.UUID = row[0]
+        if credits:
+            conn.execute("select tenantgate.grant_credits(%s, %s, %s)",
+                         (org_id, credits, f"seed-{org_id}"))
+    return org_id
+
+
+def add_operator(db: TestDatabase, org_id: uuid.UUID) -> uuid.UUID:
+    with db.connect("tenantgate_admin") as conn:
+        row = conn.execute(
+            "insert into tenantgate.operators (org_id, email) values (%s, %s) returning operator_id",
+            (org_id, f"csm-{secrets.token_hex(4)}@example.com"),
+        ).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def add_connector(db: TestDatabase, org_id: uuid.UUID,
+                  tools: tuple[tuple[str, str, bool, int], ...] = DEMO_TOOLS) -> uuid.UUID:
+    with db.connect("tenantgate_admin") as conn:
+        row = conn.execute(
+            "insert into tenantgate.connectors (org_id, name) values (%s, %s) returning connector_id",
+            (org_id, f"crm-{secrets.token_hex(4)}"),
+        ).fetchone()
+        assert row is not None
+        connector_id: uuid.UUID = row[0]
+        for name, scope, side_effect, cost in tools:
+            conn.execute(
+                "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope,"
+                " side_effect, credit_cost) values (%s, %s, %s, %s, %s, %s)",
+                (org_id, connector_id, name, scope, side_effect, cost),
+            )
+    return connector_id
+
+
+def add_customer(db: TestDatabase, org_id: uuid.UUID, connector_id: uuid.UUID) -> uuid.UUID:
+    with db.connect("tenantgate_admin") as conn:
+        row = conn.execute(
+            "insert into tenantgate.customer_accounts (org_id, connector_id, name)"
+            " values (%s, %s, %s) returning customer_id",
+            (org_id, connector_id, f"customer-{secrets.token_hex(4)}"),
+        ).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def add_tenant(db: TestDatabase, credits: int = 0) -> Tenant:
+    """A fresh org with one operator, one connector (demo tools) and one customer."""
+    org_id = add_org(db, credits=credits)
+    connector_id = add_connector(db, org_id)
+    return Tenant(org_id, add_operator(db, org_id), connector_id,
+                  add_customer(db, org_id, connector_id))
+
+
+def open_session(db: TestDatabase, tenant: Tenant,
+                 scopes: tuple[str, ...] = ("read:profile", "read:tickets"),
+                 ttl: str = "15 minutes") -> Session:
+    """Open a session as the session manager does: only sha256(secret) reaches the database."""
+    secret = secrets.token_urlsafe(32)
+    with db.connect("tenantgate_session_manager") as conn:
+        row = conn.execute(
+            "select session_id from tenantgate.open_session(%s, %s, %s, %s, %s, %s::interval, %s)",
+            (tenant.org_id, tenant.operator_id, tenant.connector_id, tenant.customer_id,
+             list(scopes), ttl, hashlib.sha256(secret.encode()).digest()),
+        ).fetchone()
+    assert row is not None
+    return Session(tenant, row[0], secret, scopes)
+
+
+def set_context(conn: psycopg.Connection[tuple], org_id: object, customer_id: object,  # type: ignore[type-arg]
+                secret: str) -> None:
+    """Set the three transaction-local settings the mediator sets (inside a transaction)."""
+    conn.execute(
+        "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"
+        " set_config('app.session_secret', %s, true)",
+        (str(org_id), str(customer_id), secret),
+    )
+
+
+@contextlib.contextmanager
+def as_session(db: TestDatabase, session: Session) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
+    """A mediator connection inside one transaction carrying the session's context."""
+    with db.connect("tenantgate_mediator") as conn, conn.transaction():
+        set_context(conn, session.tenant.org_id, session.tenant.customer_id, session.secret)
+        yield conn
+
+
+def seed_demo_rows(db: TestDatabase, tenant: Tenant, tickets: int = 2, invoices: int = 2) -> None:
+    """Rows in every demo table for one customer (as the superuser, who bypasses RLS)."""
+    tag = secrets.token_hex(3)
+    with db.connect() as conn:
+        conn.execute(
+            "insert into demo.customer_profiles (org_id, customer_id, full_name, email, phone, company)"
+            " values (%s, %s, %s, %s, %s, %s)",
+            (tenant.org_id, tenant.customer_id, f"Person {tag}", f"p-{tag}@example.com",
+             "+49 30 1234567", f"Company {tag}"),
+        )
+        for i in range(tickets):
+            conn.execute(
+                "insert into demo.tickets (org_id, customer_id, subject) values (%s, %s, %s)",
+                (tenant.org_id, tenant.customer_id, f"ticket {i} of {tag}"),
+            )
+        for i in range(invoices):
+            conn.execute(
+                "insert into demo.invoices (org_id, customer_id, number, amount_cents, due_on)"
+                " values (%s, %s, %s, %s, current_date + 30)",
+                (tenant.org_id, tenant.customer_id, f"INV-{tag}-{i}", 1000 * (i + 1)),
+            )
+        conn.execute(
+            "insert into demo.subscriptions (org_id, customer_id, plan, renews_on)"
+            " values (%s, %s, 'pro', current_date + 90)",
+            (tenant.org_id, tenant.customer_id),
+        )

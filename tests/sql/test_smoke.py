@@ -1,0 +1,12 @@
+"""The fixture gives a migrated database whose roles can log in."""
+
+from tests.factories import add_tenant, as_session, open_session, seed_demo_rows
+from tests.pg import TestDatabase
+
+
+def test_a_session_reads_its_own_ticket_rows(database: TestDatabase) -> None:
+    tenant = add_tenant(database)
+    seed_demo_rows(database, tenant, tickets=3)
+    session = open_session(database, tenant)
+    with as_session(database, session) as conn:
+        assert conn.execute("select count(*) from demo.tickets").fetchone() == (3,)
