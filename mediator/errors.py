@@ -1,0 +1,85 @@
+"""One exception tree for the mediator; the default message is the class docstring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg.errors
+
+
+class MediatorError(Exception):
+    """mediator error"""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "error").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class TokenError(MediatorError):
+    """invalid token"""
+
+
+class NotFound(MediatorError):
+    """not found"""
+
+    # Every trust failure says exactly this: unknown tool, bad session, paused
+    # customer, missing scope, cross-tenant reference. Never subclass it with a
+    # more precise message.
+
+
+class InvalidArguments(MediatorError):
+    """invalid arguments"""
+
+    def __init__(self, errors: list[dict[str, Any]] | None = None) -> None:
+        self.errors = errors or []
+        parts = []
+        for err in self.errors:
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        super().__init__("invalid arguments: " + "; ".join(parts) if parts else None)
+
+
+class RateLimited(MediatorError):
+    """rate limited, retry later"""
+
+
+class NoCredit(MediatorError):
+    """not enough credits"""
+
+
+class ApprovalRequired(MediatorError):
+    """approval required"""
+
+    def __init__(self, approval_id: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(f"approval required: approval {approval_id} is pending")
+
+
+class ApprovalDenied(MediatorError):
+    """approval denied"""
+
+
+class Unavailable(MediatorError):
+    """service unavailable, retry later"""
+
+
+# SQLSTATEs raised by sql/80_mediator on purpose.
+RATE_LIMITED_STATE = "TG429"
+NO_CREDIT_STATE = "TG402"
+
+
+def from_psycopg(exc: psycopg.Error) -> MediatorError:
+    """Map a database error to what the host may see; never its text."""
+    state = exc.sqlstate or ""
+    if state == RATE_LIMITED_STATE:
+        return RateLimited()
+    if state == NO_CREDIT_STATE:
+        return NoCredit()
+    if state in ("42501", "P0002") or isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return NotFound()
+    if isinstance(exc, psycopg.OperationalError):
+        return Unavailable()
+    return MediatorError("internal error")

@@ -1,0 +1,263 @@
+"""The per-turn gate: trust check, catalog, scope, validation, limits, credits, query, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import orjson
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ValidationError
+
+from mediator import errors as E
+from mediator.db import sql_context
+from mediator.settings import Settings
+from mediator.shaping import DataPolicy, shape_rows
+from mediator.tokens import Claims
+from mediator.tools import Registry, Tool
+
+logger = logging.getLogger("tenantgate.gate")
+
+# answer(approval_id, tool, arguments) -> True approved, False denied, None cannot ask
+Approver = Callable[[str, str, dict[str, Any]], Awaitable[bool | None]]
+
+TRUST_CHECK = ("select * from tenantgate.trust_check("
+               "%(org)s::uuid, %(conn)s::uuid, %(cust)s::uuid, %(secret)s)")
+AUDIT = ("select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)")
+AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
+RATE = "select tenantgate.rate_take(%s, %s, %s)"
+APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
+ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
+ADMIT = "select * from tenantgate.gate_admit(%s, %s, %s, %s, %s, %s)"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One catalog row: a tool this session's connector enables."""
+
+    name: str
+    required_scope: str
+    side_effect: bool
+    credit_cost: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What the trust check proved for this turn."""
+
+    session_id: str
+    operator_id: str
+    scopes: frozenset[str]
+    catalog: dict[str, Entry]
+
+
+def _verified(rows: list[dict[str, Any]], claims: Claims) -> Verified | None:
+    if not rows:
+        return None
+    first = rows[0]
+    if str(first["session_id"]) != claims.session_id or str(first["operator_id"]) != claims.operator_id:
+        return None  # the token names another session than its secret opens
+    scopes = frozenset(first["scopes"]) & claims.scopes
+    catalog = {r["tool_name"]: Entry(r["tool_name"], r["required_scope"], r["side_effect"],
+                                     r["credit_cost"], r["description"]) for r in rows}
+    return Verified(str(first["session_id"]), str(first["operator_id"]), scopes, catalog)
+
+
+def args_hash(model: BaseModel) -> bytes:
+    return hashlib.sha256(orjson.dumps(model.model_dump(mode="json"),
+                                       option=orjson.OPT_SORT_KEYS)).digest()
+
+
+class Gate:
+    """Runs every tool call and tools/list through the database, in as few round trips as it can."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], registry: Registry, policy: DataPolicy,
+                 settings: Settings) -> None:
+        self.pool, self.registry, self.policy, self.settings = pool, registry, policy, settings
+        # test hook: awaited with the connection after the read is sent, before its commit
+        self.fault_before_commit: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None
+        self.fault_before_commit = None
+
+    # -- tools/list -------------------------------------------------------------------------
+    async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
+            v = _verified(await cur.fetchall(), claims)
+        if v is None:
+            return []
+        out = []
+        for entry in v.catalog.values():
+            tool = self.registry.get(entry.name)
+            if tool is None or entry.required_scope not in v.scopes:
+                continue
+            out.append({"name": tool.name, "description": entry.description or tool.description,
+                        "inputSchema": tool.input_schema(), "annotations": tool.annotations()})
+        return out
+
+    # -- tools/call -------------------------------------------------------------------------
+    async def call(self, claims: Claims, name: str, arguments: dict[str, Any] | None,
+                   request_key: str | None = None, approver: Approver | None = None) -> Any:
+        """Run one tool call; return its shaped result or raise a MediatorError."""
+        key = request_key or uuid.uuid4().hex
+        request_id = f"{claims.session_id}:{key}"[:200]
+        try:
+            result = await self._call(claims, name, arguments or {}, request_id)
+        except E.ApprovalRequired as pending:
+            if approver is None:
+                raise
+            answer = await approver(pending.approval_id, name, arguments or {})
+            if answer is None:
+                raise
+            await self._answer(claims, pending.approval_id, answer)
+            if not answer:
+                raise E.ApprovalDenied() from None
+            result = await self._call(claims, name, arguments or {}, request_id + ":approved")
+        return result
+
+    async def _call(self, claims: Claims, name: str, arguments: dict[str, Any],
+                    request_id: str) -> Any:
+        try:
+            async with self.pool.connection() as conn:
+                return await self._run(conn, claims, name, arguments, request_id)
+        except E.MediatorError:
+            raise
+        except psycopg.Error as exc:
+            mapped = E.from_psycopg(exc)
+            logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
+            raise mapped from None
+
+    async def _run(self, conn: psycopg.AsyncConnection[Any], claims: Claims, name: str,
+                   arguments: dict[str, Any], request_id: str) -> Any:
+        # round trip 1: open the transaction, set the context, trust check + catalog
+        async with conn.pipeline():
+            await conn.execute("begin")
+            await conn.execute(sql_context(), _ctx_params(claims))
+            cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
+        v = _verified(await cur.fetchall(), claims)
+        tool = self.registry.get(name)
+        entry = v.catalog.get(name) if v else None
+        if v is None:
+            await self._deny_untrusted(conn, claims, name, request_id)
+            raise E.NotFound()
+        if tool is None or entry is None or entry.required_scope not in v.scopes:
+            await self._finish(conn, request_id, name, "denied", {"reason": "not_in_catalog"})
+            raise E.NotFound()
+        try:
+            args = tool.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            errs = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
+            await self._finish(conn, request_id, name, "denied", {"reason": "invalid_arguments"})
+            raise E.InvalidArguments(errs) from None
+        digest = args_hash(args)
+        detail: dict[str, Any] = {"args_sha256": digest.hex()}
+        s = self.settings
+        take_rate = True
+        if entry.side_effect:
+            # round trip 1b (side effects only): rate limit, then a human's approval
+            try:
+                async with conn.pipeline():
+                    await conn.execute(RATE, (name, s.rate_burst, s.rate_per_second))
+                    acur = await conn.execute(APPROVAL, (name, digest, args.model_dump_json()))
+            except psycopg.Error as exc:
+                await self._refuse(conn, claims, request_id, name, exc, detail)
+            status, approval_id = await acur.fetchone() or ("pending", None)
+            if status != "approved":
+                detail["approval_id"] = str(approval_id)
+                decision = "approval_required" if status == "pending" else "denied"
+                await self._finish(conn, request_id, name, decision, detail)
+                if status == "pending":
+                    raise E.ApprovalRequired(str(approval_id))
+                raise E.ApprovalDenied()
+            detail["approval_id"] = str(approval_id)
+            take_rate = False
+        params = args.model_dump()
+        params.update(org_id=claims.org_id, customer_id=claims.customer_id,
+                      max_rows=s.max_rows + 1)
+        # round trip 2: admit (rate limit + credits), the template, its audit row, commit
+        try:
+            async with conn.pipeline():
+                admit = await conn.execute(ADMIT, (request_id, name, entry.credit_cost,
+                                                   s.rate_burst, s.rate_per_second, take_rate))
+                data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
+                await conn.execute(AUDIT, (request_id, name, "allowed", orjson.dumps(detail).decode()))
+                if self.fault_before_commit is not None:
+                    await self.fault_before_commit(conn)
+                await conn.execute("commit")
+        except psycopg.Error as exc:
+            await self._refuse(conn, claims, request_id, name, exc, detail)
+        balance = await admit.fetchone()
+        rows = await data.fetchall()
+        return self._shape(tool, v, rows, balance[0] if balance else None)
+
+    def _shape(self, tool: Tool, v: Verified, rows: list[dict[str, Any]],
+               balance: int | None) -> Any:
+        s = self.settings
+        shaped = shape_rows(rows, column_of=tool.column_of, policy=self.policy,
+                            ceiling=self.policy.ceiling(v.scopes), max_rows=s.max_rows,
+                            max_bytes=s.max_bytes)
+        if not tool.many:
+            if not shaped.rows:
+                raise E.NotFound()
+            out: dict[str, Any] = dict(shaped.rows[0])
+        else:
+            out = {"items": shaped.rows, "truncated": shaped.truncated}
+        if shaped.masked:
+            out["_masked"] = list(shaped.masked)
+        return out
+
+    # -- endings that are not a successful read ---------------------------------------------
+    async def _finish(self, conn: psycopg.AsyncConnection[Any], request_id: str, name: str,
+                      decision: str, detail: dict[str, Any]) -> None:
+        """Audit a refusal inside the verified transaction and commit it (one round trip)."""
+        async with conn.pipeline():
+            await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
+            await conn.execute("commit")
+
+    async def _deny_untrusted(self, conn: psycopg.AsyncConnection[Any], claims: Claims,
+                              name: str, request_id: str) -> None:
+        async with conn.pipeline():
+            await conn.execute("rollback")
+            await conn.execute(AUDIT_DENIAL, (claims.org_id, request_id, name[:64],
+                                              "trust_check_failed", "{}"))
+
+    async def _refuse(self, conn: psycopg.AsyncConnection[Any], claims: Claims, request_id: str,
+                      name: str, exc: psycopg.Error, detail: dict[str, Any]) -> NoReturn:
+        """A statement failed mid-call: roll back, audit why in a fresh transaction, re-raise."""
+        mapped = E.from_psycopg(exc)
+        decision = {E.RateLimited: "rate_limited", E.NoCredit: "no_credit"}.get(
+            type(mapped), "error")
+        if decision == "error":
+            logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
+            detail = {**detail, "sqlstate": exc.sqlstate}
+        if conn.closed or conn.broken:
+            raise E.Unavailable() from None
+        async with conn.pipeline():
+            await conn.execute("rollback")
+            await conn.execute("begin")
+            await conn.execute(sql_context(), _ctx_params(claims))
+            await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
+            await conn.execute("commit")
+        raise mapped from None
+
+    async def _answer(self, claims: Claims, approval_id: str, approve: bool) -> None:
+        async with self.pool.connection() as conn, conn.pipeline():
+            await conn.execute("begin")
+            await conn.execute(sql_context(), _ctx_params(claims))
+            await conn.execute(ANSWER, (approval_id, approve))
+            await conn.execute("commit")
+
+
+def _ctx_params(c: Claims) -> dict[str, str]:
+    return {"org": c.org_id, "cust": c.customer_id, "secret": c.session_secret}
+
+
+def _tc_params(c: Claims) -> dict[str, str]:
+    return {"org": c.org_id, "conn": c.connector_id, "cust": c.customer_id,
+            "secret": c.session_secret}

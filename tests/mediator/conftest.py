@@ -1,0 +1,108 @@
+"""Fixtures for the mediator: a seeded database, run-time keys, a gate on a real pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mediator.db import load_policy, make_pool
+from mediator.demo_data import ALL_SCOPES, World, seed
+from mediator.gate import Gate
+from mediator.sessions import OpenedSession, SessionManager
+from mediator.settings import Settings
+from mediator.tokens import TokenSigner, TokenVerifier
+from mediator.tools import default_registry
+from tests.pg import TestDatabase
+
+ISSUER = "https://backend.test"
+AUDIENCE = "http://127.0.0.1:8765/mcp"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def es_key() -> ec.EllipticCurvePrivateKey:
+    """Generated at run time: no private key is ever committed."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="session")
+def public_pem_file(tmp_path_factory: pytest.TempPathFactory,
+                    es_key: ec.EllipticCurvePrivateKey) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "signing.pub.pem"
+    path.write_bytes(es_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+@pytest.fixture
+def world(database: TestDatabase) -> World:
+    return seed(database.superuser_dsn)
+
+
+@pytest.fixture
+def settings(database: TestDatabase, public_pem_file: Path) -> Settings:
+    return Settings(database_url=database.mediator_dsn, issuer=ISSUER, audience=AUDIENCE,
+                    jwt_public_key_file=public_pem_file, pool_min_size=1, pool_max_size=4,
+                    rate_burst=1000, rate_per_second=1000.0)
+
+
+@pytest.fixture
+def signer(es_key: ec.EllipticCurvePrivateKey) -> TokenSigner:
+    return TokenSigner(issuer=ISSUER, audience=AUDIENCE, private_key=es_key, algorithm="ES256")
+
+
+@pytest.fixture
+def verifier(settings: Settings) -> TokenVerifier:
+    return TokenVerifier(settings)
+
+
+@pytest.fixture
+def sessions(database: TestDatabase, signer: TokenSigner) -> SessionManager:
+    return SessionManager(database.session_manager_dsn, signer)
+
+
+OpenFn = Callable[..., OpenedSession]
+
+
+@pytest.fixture
+def open_session(world: World, sessions: SessionManager) -> OpenFn:
+    """open_session(customer="Acme", org="Northwind", scopes=[...]) -> OpenedSession."""
+
+    def _open(customer: str = "Acme", org: str = "Northwind", scopes: list[str] | None = None,
+              ttl_seconds: int = 900, operator: str = "csm") -> OpenedSession:
+        o = world.orgs[org]
+        return sessions.open(
+            org_id=o.org_id, operator_id=o.operator_id if operator == "csm" else o.second_operator_id,
+            connector_id=o.connector_id, customer_id=o.customers[customer].customer_id,
+            scopes=ALL_SCOPES if scopes is None else scopes, ttl_seconds=ttl_seconds)
+
+    return _open
+
+
+@pytest.fixture
+async def gate(settings: Settings, world: World) -> AsyncIterator[Gate]:
+    pool = make_pool(settings)
+    await pool.open(wait=True)
+    try:
+        yield Gate(pool, default_registry(), await load_policy(pool), settings)
+    finally:
+        await pool.close()
+
+
+def tool_names(tools: list[dict[str, Any]]) -> set[str]:
+    return {t["name"] for t in tools}
+
+
+@pytest.fixture
+def capture_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level("DEBUG")
+    yield caplog
