@@ -240,7 +240,7 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 body = await self._fetch(url, target.auth_header, key, params)
-        except TimeoutError:
+        except (TimeoutError, httpx.TimeoutException):
             failure = f"upstream {url.host!r} did not answer within the time limit; try again"
         except httpx.HTTPError as exc:
             failure = f"could not reach upstream {url.host!r} ({type(exc).__name__}); try again"
