@@ -1,0 +1,227 @@
+"""Streamable HTTP, lean: stateless JSON-RPC over POST, JSON responses, checks before parsing.
+
+The SDK's own Streamable HTTP stack answered 340-850 calls/s on this machine; this path does the
+same protocol work for the methods the mediator serves (initialize, ping, tools/list, tools/call,
+notifications) with orjson and no per-request task groups. Order of checks on every request:
+path -> Host (421) -> Origin (403) -> size (413) -> bearer token (401) -> JSON-RPC.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from mediator import errors as E
+from mediator.service import (
+    PROTOCOL_VERSIONS,
+    SERVER_NAME,
+    SERVER_VERSION,
+    Mediator,
+)
+from mediator.settings import Settings
+
+logger = logging.getLogger("tenantgate.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
+                    "http://127.0.0.1", "http://localhost", "http://[::1]")
+METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+JSON = b"application/json"
+
+
+def _rpc_error(msg_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
+
+
+class HttpApp:
+    """An ASGI app: the MCP endpoint, its RFC 9728 metadata, and nothing else."""
+
+    def __init__(self, settings: Settings, mediator: Mediator | None = None) -> None:
+        self.settings = settings
+        self.mediator = mediator
+        self._owns_mediator = mediator is None
+        self.path = settings.http_path
+        self.allowed_hosts = tuple(settings.allowed_hosts) or LOOPBACK_HOSTS
+        self.allowed_origins = tuple(settings.allowed_origins) or LOOPBACK_ORIGINS
+        self.max_bytes = settings.max_request_bytes
+        self.metadata = orjson.dumps({
+            "resource": settings.audience,
+            "authorization_servers": [settings.issuer],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "tenantgate mediator",
+        })
+        self.metadata_url = _metadata_url(settings.audience)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.mediator is None:
+                        self.mediator = await Mediator.start(self.settings)
+                except Exception:
+                    logger.exception("mediator failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": "startup failed"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._owns_mediator and self.mediator is not None:
+                    await self.mediator.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        headers = dict(scope["headers"])  # last value wins; names are lowercase bytes
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not _matches(host, self.allowed_hosts):
+            return await _plain(send, 421, b"misdirected request")
+        origin = headers.get(b"origin")
+        if origin is not None and not _matches(origin.decode("latin-1"), self.allowed_origins):
+            return await _plain(send, 403, b"origin not allowed")
+        if path.startswith(METADATA_PREFIX):
+            if method != "GET":
+                return await _plain(send, 405, b"method not allowed", [(b"allow", b"GET")])
+            return await _send(send, 200, self.metadata)
+        if path != self.path:
+            return await _plain(send, 404, b"not found")
+        if method != "POST":
+            # no server-initiated stream and no sessions to delete: stateless JSON only
+            return await _plain(send, 405, b"method not allowed", [(b"allow", b"POST")])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await _plain(send, 413, b"request too large")
+        claims = self._claims(headers)
+        if claims is None:
+            return await _plain(send, 401, b"unauthorized", [(
+                b"www-authenticate",
+                f'Bearer error="invalid_token", error_description="token missing or invalid", '
+                f'resource_metadata="{self.metadata_url}"'.encode())])
+        body = await _read_body(receive, self.max_bytes)
+        if body is None:
+            return await _plain(send, 413, b"request too large")
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return await _send(send, 400, orjson.dumps(_rpc_error(None, -32700, "parse error")))
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(
+                message.get("method"), str):
+            return await _send(send, 400, orjson.dumps(_rpc_error(None, -32600, "invalid request")))
+        if "id" not in message:
+            return await _plain(send, 202, b"")  # a notification: nothing to answer
+        reply = await self._dispatch(claims, message)
+        await _send(send, 200, orjson.dumps(reply))
+
+    def _claims(self, headers: dict[bytes, bytes]) -> Any:
+        auth = headers.get(b"authorization", b"")
+        if not auth[:7].lower() == b"bearer ":
+            return None
+        assert self.mediator is not None
+        try:
+            return self.mediator.authenticate(auth[7:].strip().decode("latin-1"))
+        except E.TokenError:
+            return None
+
+    async def _dispatch(self, claims: Any, message: dict[str, Any]) -> dict[str, Any]:
+        msg_id, method = message["id"], message["method"]
+        params = message.get("params") or {}
+        if not isinstance(params, dict):
+            return _rpc_error(msg_id, -32602, "invalid params")
+        assert self.mediator is not None
+        if method == "tools/call":
+            result = await self.mediator.call_tool(
+                claims, params.get("name"), params.get("arguments"), params.get("_meta"))
+        elif method == "tools/list":
+            result = {"tools": await self.mediator.list_tools(claims)}
+        elif method == "initialize":
+            asked = params.get("protocolVersion")
+            result = {
+                "protocolVersion": asked if asked in PROTOCOL_VERSIONS else PROTOCOL_VERSIONS[0],
+                "capabilities": {"tools": {"listChanged": False}},
+                "serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION},
+                "instructions": "Tools act for one customer, fixed by your session token.",
+            }
+        elif method == "ping":
+            result = {}
+        else:
+            return _rpc_error(msg_id, -32601, "method not found")
+        return {"jsonrpc": "2.0", "id": msg_id, "result": result}
+
+
+def _metadata_url(resource: str) -> str:
+    scheme, _, rest = resource.partition("://")
+    authority, slash, path = rest.partition("/")
+    suffix = f"/{path}" if slash and path else ""
+    return f"{scheme}://{authority}{METADATA_PREFIX}{suffix}"
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, body: bytes,
+                extra: list[tuple[bytes, bytes]] | None = None,
+                content_type: bytes = JSON) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _plain(send: Send, status: int, body: bytes,
+                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _send(send, status, body, extra, b"text/plain; charset=utf-8")
+
+
+def create_app(settings: Settings | None = None) -> HttpApp:
+    """ASGI factory (uvicorn --factory): one mediator per worker process."""
+    return HttpApp(settings or Settings())
+
+
+def serve_http(settings: Settings) -> None:
+    """Run the HTTP transport with uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not settings.allowed_hosts:
+        raise SystemExit("binding beyond loopback needs TENANTGATE_ALLOWED_HOSTS and "
+                         "TENANTGATE_ALLOWED_ORIGINS")
+    common: dict[str, Any] = dict(host=settings.http_host, port=settings.http_port,
+                                  loop="uvloop", http="httptools", lifespan="on",
+                                  log_level="warning", access_log=False,
+                                  server_header=False, proxy_headers=False)
+    if settings.workers > 1:
+        uvicorn.run("mediator.http:create_app", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)

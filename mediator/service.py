@@ -1,0 +1,96 @@
+"""The transport-independent mediator: verify the token, run the gate, answer MCP results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from mediator import errors as E
+from mediator.db import load_policy, make_pool
+from mediator.gate import Approver, Gate
+from mediator.settings import Settings
+from mediator.shaping import dumps
+from mediator.tokens import Claims, TokenVerifier
+from mediator.tools import Registry, default_registry
+
+logger = logging.getLogger("tenantgate.mediator")
+
+SERVER_NAME = "tenantgate"
+SERVER_VERSION = "0.1.0"
+PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
+REQUEST_KEY_META = "dev.tenantgate/request-id"
+
+
+def error_result(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
+
+
+def ok_result(value: Any) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": dumps(value).decode()}],
+            "structuredContent": value, "isError": False}
+
+
+class Mediator:
+    """One per process: the verifier, the pool and the gate every transport shares."""
+
+    def __init__(self, settings: Settings, verifier: TokenVerifier, gate: Gate,
+                 pool: AsyncConnectionPool[Any]) -> None:
+        self.settings, self.verifier, self.gate, self.pool = settings, verifier, gate, pool
+        self._verified: dict[str, Claims] = {}
+
+    @classmethod
+    async def start(cls, settings: Settings, registry: Registry | None = None) -> Mediator:
+        verifier = TokenVerifier(settings)
+        pool = make_pool(settings)
+        await pool.open(wait=True)
+        gate = Gate(pool, registry or default_registry(), await load_policy(pool), settings)
+        logger.info("mediator ready: pool %d..%d, prepare_threshold=%s", settings.pool_min_size,
+                    settings.pool_max_size, settings.prepare_threshold)
+        return cls(settings, verifier, gate, pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def authenticate(self, token: str) -> Claims:
+        """Verify a bearer token (signature checked once per token, time claims every call)."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at + self.settings.leeway_seconds > time.time():
+                return claims
+            self._verified.pop(token, None)
+            raise E.TokenError()
+        claims = self.verifier.verify(token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
+        try:
+            return await self.gate.list_tools(claims)
+        except Exception:
+            logger.exception("tools/list failed")
+            return []
+
+    async def call_tool(self, claims: Claims, name: str, arguments: Any,
+                        meta: dict[str, Any] | None = None,
+                        approver: Approver | None = None) -> dict[str, Any]:
+        """A CallToolResult as a dict; every failure is a tool error, never a protocol crash."""
+        key = (meta or {}).get(REQUEST_KEY_META)
+        if not (isinstance(key, str) and 1 <= len(key) <= 100):
+            key = None
+        if not isinstance(name, str) or len(name) > 64 or not (
+                arguments is None or isinstance(arguments, dict)):
+            return error_result(E.NotFound().message)
+        try:
+            value = await self.gate.call(claims, name, arguments, key, approver)
+        except E.MediatorError as exc:
+            logger.info("tool call refused: tool=%s reason=%s", name, type(exc).__name__)
+            return error_result(exc.message)
+        except Exception:
+            logger.exception("tool call failed: tool=%s", name)
+            return error_result("internal error")
+        return ok_result(value)
