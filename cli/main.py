@@ -11,6 +11,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals hold DSNs with passwords
 )
 
+from cli.serve import serve  # noqa: E402
+
+app.command("serve")(serve)
+
 
 def main() -> None:
     """Run the command line."""

@@ -106,3 +106,35 @@ def tool_names(tools: list[dict[str, Any]]) -> set[str]:
 def capture_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     caplog.set_level("DEBUG")
     yield caplog
+
+
+@pytest.fixture
+def http_url(settings: Settings) -> Iterator[str]:
+    """The mediator's HTTP app served by uvicorn on a free loopback port, in a thread."""
+    import socket
+    import threading
+    import time as _time
+
+    import uvicorn
+
+    from mediator.http import HttpApp
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(HttpApp(settings), host="127.0.0.1", port=port, lifespan="on",
+                            log_level="warning", access_log=False, loop="asyncio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = _time.monotonic() + 20
+    while not server.started:
+        if _time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        _time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

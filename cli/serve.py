@@ -1,0 +1,50 @@
+"""`tenantgate serve`: run the mediator over stdio or Streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from mediator.hardening import harden
+from mediator.settings import Settings
+
+
+class Transport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+
+
+def serve(
+    transport: Annotated[Transport, typer.Option(help="stdio (token from TENANTGATE_TOKEN) or http.")
+                         ] = Transport.stdio,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8765).")] = None,
+    workers: Annotated[int | None, typer.Option(help="HTTP worker processes.")] = None,
+) -> None:
+    """Serve MCP tools for one customer per session; settings come from TENANTGATE_* variables."""
+    # logs go to stderr: over stdio, stdout carries the protocol
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, value in (("HTTP_HOST", host), ("HTTP_PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"TENANTGATE_{name}"] = str(value)  # worker processes read the env too
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the variable, never its value
+        typer.echo(f"tenantgate: bad settings: {exc}", err=True)
+        raise typer.Exit(1) from None
+    harden()
+    if transport is Transport.stdio:
+        from mediator.stdio import serve_stdio
+
+        asyncio.run(serve_stdio(settings))
+    else:
+        from mediator.http import serve_http
+
+        serve_http(settings)

@@ -1,0 +1,100 @@
+"""Streamable HTTP with the SDK's own client: auth, catalog, transport checks."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.mediator.conftest import OpenFn
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str, mode: Any = "legacy") -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode,
+                            cache=None) as client:
+        yield client
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_sdk_client_over_http_reads_its_customer(http_url: str, open_session: OpenFn,
+                                                       mode: str) -> None:
+    s = open_session("Acme")
+    async with mcp_client(http_url, s.token, mode) as client:
+        tools = await client.list_tools()
+        assert "list_tickets" in {t.name for t in tools.tools}
+        result = await client.call_tool("list_tickets", {"status": "open"})
+    assert not result.is_error
+    items = result.structured_content["items"]
+    assert [t["subject"] for t in items] == ["Acme: login fails"]
+
+
+async def test_tools_list_differs_per_session_catalog(http_url: str, open_session: OpenFn) -> None:
+    narrow = open_session("Acme", scopes=["read:tickets"])
+    wide = open_session("Acme")
+    async with mcp_client(http_url, narrow.token) as client:
+        narrow_names = {t.name for t in (await client.list_tools()).tools}
+    async with mcp_client(http_url, wide.token) as client:
+        wide_names = {t.name for t in (await client.list_tools()).tools}
+    assert narrow_names == {"list_tickets", "search_tickets"}
+    assert {"issue_refund", "get_customer_profile"} <= wide_names
+
+
+def test_missing_token_is_401_pointing_to_resource_metadata(http_url: str) -> None:
+    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    meta_url = challenge.split('resource_metadata="')[1].rstrip('"')
+    assert meta_url.endswith("/.well-known/oauth-protected-resource/mcp")
+    port = http_url.split(":")[2].split("/")[0]
+    meta = httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp").json()
+    assert meta["resource"] == "http://127.0.0.1:8765/mcp"
+    assert meta["authorization_servers"]
+
+
+def test_bad_token_is_401(http_url: str) -> None:
+    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                   headers={"Authorization": "Bearer not-a-jwt"})
+    assert r.status_code == 401
+
+
+def test_origin_from_another_site_is_refused(http_url: str, open_session: OpenFn) -> None:
+    s = open_session("Acme")
+    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                   headers={"Authorization": f"Bearer {s.token}", "Origin": "https://evil.example"})
+    assert r.status_code == 403
+    ok = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                    headers={"Authorization": f"Bearer {s.token}",
+                             "Origin": "http://localhost:6274"})
+    assert ok.status_code == 200
+
+
+def test_foreign_host_header_is_refused(http_url: str) -> None:
+    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                   headers={"Host": "evil.example"})
+    assert r.status_code == 421
+
+
+def test_oversized_request_is_refused(http_url: str, open_session: OpenFn) -> None:
+    s = open_session("Acme")
+    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": "search_tickets", "arguments": {"query": "x" * 400_000}}}
+    r = httpx.post(http_url, json=big, headers={"Authorization": f"Bearer {s.token}"})
+    assert r.status_code == 413
+
+
+def test_get_stream_is_not_offered(http_url: str, open_session: OpenFn) -> None:
+    s = open_session("Acme")
+    r = httpx.get(http_url, headers={"Authorization": f"Bearer {s.token}",
+                                     "Accept": "text/event-stream"})
+    assert r.status_code == 405
