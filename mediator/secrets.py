@@ -77,8 +77,8 @@ for update skip locked
 _REWRITE_BATCH: Final[LiteralString] = """
 update tenantgate.customer_secrets s
 set ciphertext = b.ciphertext, key_id = %(target)s, rotated_at = pg_catalog.now()
-from pg_catalog.unnest(%(org_ids)s::uuid[], %(customer_ids)s::uuid[], %(ciphertexts)s::bytea[])
-  as b(org_id, customer_id, ciphertext)
+from rows from (pg_catalog.unnest(%(org_ids)s::uuid[]), pg_catalog.unnest(%(customer_ids)s::uuid[]),
+               pg_catalog.unnest(%(ciphertexts)s::bytea[])) as b(org_id, customer_id, ciphertext)
 where s.org_id = b.org_id and s.customer_id = b.customer_id
 """
 
