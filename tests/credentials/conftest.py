@@ -27,7 +27,7 @@ LOGGED_CONFIG = {
 
 @pytest.fixture(scope="session")
 def pg15_server() -> Iterator[pgserver.RunningServer]:
-    """Debian's PostgreSQL 15 with log_statement=all and pg_stat_statements: where keys would leak."""
+    """Debian's PostgreSQL 15, logging every statement, with pg_stat_statements."""
     if pgserver.system_bindir() is None:
         pytest.skip("no system PostgreSQL binaries (pg_config --bindir) on this machine")
     server = pgserver.start_system(LOGGED_CONFIG)
@@ -100,14 +100,24 @@ class World:
         with psycopg.connect(self.db.session_manager_dsn, autocommit=True) as conn:
             conn.execute(
                 "select * from tenantgate.open_session(%s, %s, %s, %s, %s, %s, %s)",
-                (customer.org_id, customer.operator_id, customer.connector_id,
-                 customer.customer_id, ["read:billing"], "1 hour", digest),
+                (
+                    customer.org_id,
+                    customer.operator_id,
+                    customer.connector_id,
+                    customer.customer_id,
+                    ["read:billing"],
+                    "1 hour",
+                    digest,
+                ),
             )
         return session_secret
 
 
 def seed_customer(
-    conn: psycopg.Connection[tuple[object, ...]], org_name: str, name: str, base_url: str,
+    conn: psycopg.Connection[tuple[object, ...]],
+    org_name: str,
+    name: str,
+    base_url: str,
     auth_header: str = "Authorization",
 ) -> Customer:
     """An org, an operator, an HTTP connector and one customer account (as the admin)."""
@@ -135,8 +145,14 @@ def seed_customer(
         (org_id, connector_id, name),
     ).fetchone()
     assert row is not None
-    return Customer(org_id, row[0], connector_id, operator_id, name,
-                    Secret(f"sk_live_{name.lower()}_{secrets.token_hex(16)}"))
+    return Customer(
+        org_id,
+        row[0],
+        connector_id,
+        operator_id,
+        name,
+        Secret(f"sk_live_{name.lower()}_{secrets.token_hex(16)}"),
+    )
 
 
 def build_world(db: TestDatabase, keys: FileKeyProvider, base_url: str) -> World:

@@ -69,7 +69,9 @@ def test_python_output_decrypts_in_pgcrypto(pgcrypto_conn: Conn) -> None:
 def test_python_binary_output_decrypts_in_pgcrypto(pgcrypto_conn: Conn) -> None:
     data = bytes(range(256)) * 64
     ciphertext = pgp.encrypt(data, KEY.encode(), text=False)
-    row = pgcrypto_conn.execute("select pgp_sym_decrypt_bytea(%s, %s)", (ciphertext, KEY)).fetchone()
+    row = pgcrypto_conn.execute(
+        "select pgp_sym_decrypt_bytea(%s, %s)", (ciphertext, KEY)
+    ).fetchone()
     assert row is not None
     assert bytes(row[0]) == data  # type: ignore[arg-type]
 
@@ -91,13 +93,16 @@ def test_dba_can_reencrypt_in_sql_and_python_still_reads_it(pgcrypto_conn: Conn)
         (ciphertext, KEY),
     ).fetchone()
     assert row is not None
-    plain = pgp.decrypt(bytes(row[0]), b"new-key-0123456789abcdefghijklmnopq")  # type: ignore[arg-type]
+    new_key = b"new-key-0123456789abcdefghijklmnopq"
+    plain = pgp.decrypt(bytes(row[0]), new_key)  # type: ignore[arg-type]
     assert plain.decode() == PAYLOADS["api-key"]
 
 
 def test_pgcrypto_refuses_python_output_under_a_wrong_key(pgcrypto_conn: Conn) -> None:
     ciphertext = pgp.encrypt(b"secret", KEY.encode())
-    with pytest.raises(psycopg.errors.ExternalRoutineInvocationException, match="Wrong key or corrupt data"):
+    with pytest.raises(
+        psycopg.errors.ExternalRoutineInvocationException, match="Wrong key or corrupt data"
+    ):
         pgcrypto_conn.execute("select pgp_sym_decrypt(%s, 'another-key')", (ciphertext,))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -16,8 +16,10 @@ from tests.credentials.conftest import Customer, World, build_world
 from tests.pg import TestDatabase
 
 BASE_URL = "http://127.0.0.1:9/billing"
-VERIFY = "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true), " \
-         "set_config('app.session_secret', %s, true)"
+VERIFY = (
+    "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true), "
+    "set_config('app.session_secret', %s, true)"
+)
 
 
 @pytest.fixture
@@ -25,8 +27,9 @@ def world(database: TestDatabase, keys: FileKeyProvider) -> World:
     return build_world(database, keys, BASE_URL)
 
 
-def as_mediator(world: World, customer: Customer, session_secret: str,
-                keys: FileKeyProvider) -> customer_secrets.UpstreamCredential:
+def as_mediator(
+    world: World, customer: Customer, session_secret: str, keys: FileKeyProvider
+) -> customer_secrets.UpstreamCredential:
     with psycopg.connect(world.db.mediator_dsn) as conn, conn.transaction():
         conn.execute(VERIFY, (str(customer.org_id), str(customer.customer_id), session_secret))
         return customer_secrets.read_upstream_credential(conn, keys)
@@ -47,17 +50,21 @@ def test_replacing_a_secret_seals_the_new_value(world: World, keys: FileKeyProvi
     new = Secret("sk_live_acme_replacement_0123456789")
     with psycopg.connect(world.db.admin_dsn, autocommit=True) as conn:
         customer_secrets.set_secret(conn, keys, world.acme.org_id, world.acme.customer_id, new)
-        assert customer_secrets.read_secret(
-            conn, keys, world.acme.org_id, world.acme.customer_id
-        ) == new
+        assert (
+            customer_secrets.read_secret(conn, keys, world.acme.org_id, world.acme.customer_id)
+            == new
+        )
         row = conn.execute(
             "select count(*), bool_and(rotated_at is not null) from tenantgate.customer_secrets "
-            "where customer_id = %s", (world.acme.customer_id,),
+            "where customer_id = %s",
+            (world.acme.customer_id,),
         ).fetchone()
     assert row == (1, True)
 
 
-def test_a_dba_can_decrypt_a_stored_secret_with_pgcrypto(world: World, keys: FileKeyProvider) -> None:
+def test_a_dba_can_decrypt_a_stored_secret_with_pgcrypto(
+    world: World, keys: FileKeyProvider
+) -> None:
     with psycopg.connect(world.db.superuser_dsn, autocommit=True) as conn:
         conn.execute("create extension if not exists pgcrypto")
         row = conn.execute(
@@ -73,12 +80,18 @@ def test_a_row_under_another_or_an_unknown_key_id_is_refused(
 ) -> None:
     with psycopg.connect(world.db.admin_dsn, autocommit=True) as conn:
         ids = (world.acme.org_id, world.acme.customer_id)
-        conn.execute("update tenantgate.customer_secrets set key_id = 'k2' "
-                     "where org_id = %s and customer_id = %s", ids)
+        conn.execute(
+            "update tenantgate.customer_secrets set key_id = 'k2' "
+            "where org_id = %s and customer_id = %s",
+            ids,
+        )
         with pytest.raises(pgp.DecryptionError) as wrong:
             customer_secrets.read_secret(conn, keys, *ids)
-        conn.execute("update tenantgate.customer_secrets set key_id = 'k9' "
-                     "where org_id = %s and customer_id = %s", ids)
+        conn.execute(
+            "update tenantgate.customer_secrets set key_id = 'k9' "
+            "where org_id = %s and customer_id = %s",
+            ids,
+        )
         with pytest.raises(UnknownKeyError, match="'k9'") as unknown:
             customer_secrets.read_secret(conn, keys, *ids)
     for error in (wrong.value, unknown.value):
@@ -88,8 +101,9 @@ def test_a_row_under_another_or_an_unknown_key_id_is_refused(
 
 
 def test_a_missing_secret_says_how_to_set_one(world: World, keys: FileKeyProvider) -> None:
-    with psycopg.connect(world.db.admin_dsn, autocommit=True) as conn, pytest.raises(
-        customer_secrets.SecretNotFoundError, match="tenantgate secrets set"
+    with (
+        psycopg.connect(world.db.admin_dsn, autocommit=True) as conn,
+        pytest.raises(customer_secrets.SecretNotFoundError, match="tenantgate secrets set"),
     ):
         customer_secrets.read_secret(conn, keys, world.acme.org_id, uuid.uuid4())
 
@@ -126,8 +140,9 @@ def test_the_mediator_reads_nothing_without_a_matching_session(
 
 
 def test_the_mediator_cannot_read_the_secrets_table(world: World) -> None:
-    with psycopg.connect(world.db.mediator_dsn) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
+    with (
+        psycopg.connect(world.db.mediator_dsn) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("select ciphertext from tenantgate.customer_secrets")
 
@@ -136,12 +151,12 @@ def test_the_async_read_matches_the_sync_one(world: World, keys: FileKeyProvider
     session = world.open_session(world.beta)
 
     async def read() -> customer_secrets.UpstreamCredential:
-        async with await psycopg.AsyncConnection.connect(world.db.mediator_dsn) as conn:
-            async with conn.transaction():
-                await conn.execute(
-                    VERIFY, (str(world.beta.org_id), str(world.beta.customer_id), session)
-                )
-                return await customer_secrets.aread_upstream_credential(conn, keys)
+        conn = await psycopg.AsyncConnection.connect(world.db.mediator_dsn)
+        async with conn, conn.transaction():
+            await conn.execute(
+                VERIFY, (str(world.beta.org_id), str(world.beta.customer_id), session)
+            )
+            return await customer_secrets.aread_upstream_credential(conn, keys)
 
     assert asyncio.run(read()).api_key == world.beta.api_key
 
@@ -149,7 +164,7 @@ def test_the_async_read_matches_the_sync_one(world: World, keys: FileKeyProvider
 class RecordingCursor(psycopg.Cursor[Any]):
     """Remembers every statement and parameter this connection sends."""
 
-    sent: list[str] = []
+    sent: ClassVar[list[str]] = []
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         RecordingCursor.sent.append(f"{query!s} {params!r}")
@@ -160,10 +175,12 @@ def test_no_key_material_or_plaintext_is_ever_sent_to_sql(
     world: World, keys: FileKeyProvider
 ) -> None:
     RecordingCursor.sent = []
-    with psycopg.connect(world.db.admin_dsn, autocommit=True,
-                         cursor_factory=RecordingCursor) as conn:
-        customer_secrets.set_secret(conn, keys, world.acme.org_id, world.acme.customer_id,
-                                    world.acme.api_key)
+    with psycopg.connect(
+        world.db.admin_dsn, autocommit=True, cursor_factory=RecordingCursor
+    ) as conn:
+        customer_secrets.set_secret(
+            conn, keys, world.acme.org_id, world.acme.customer_id, world.acme.api_key
+        )
         customer_secrets.read_secret(conn, keys, world.acme.org_id, world.acme.customer_id)
         customer_secrets.rotate(conn, keys, "k2")
     sent = "\n".join(RecordingCursor.sent)

@@ -94,8 +94,16 @@ def test_egress_rules_compare_scheme_host_and_port(fake: FakeBilling) -> None:
 
 
 def test_paths_that_could_leave_the_base_url_are_refused(fake: FakeBilling) -> None:
-    for path in ("//evil.example/x", "http://evil.example/", "/../admin", "/v1/%2e%2e/x",
-                 "v1/no-slash", "/v1/x?inject=1", "/v1/@evil", "/v1\\x"):
+    for path in (
+        "//evil.example/x",
+        "http://evil.example/",
+        "/../admin",
+        "/v1/%2e%2e/x",
+        "v1/no-slash",
+        "/v1/x?inject=1",
+        "/v1/@evil",
+        "/v1\\x",
+    ):
         with pytest.raises(UpstreamError, match="plain absolute path"):
             call(fake, ACME_KEY, path)
     assert fake.received == []
@@ -172,10 +180,12 @@ def test_one_client_serves_many_calls(fake: FakeBilling) -> None:
     async def both() -> list[dict[str, Any]]:
         async with UpstreamClient(policy_for(fake)) as client:
             target = ConnectorTarget(fake.base_url)
-            return list(await asyncio.gather(
-                client.call(target, ACME_KEY, "/v1/billing/status"),
-                client.call(target, BETA_KEY, "/v1/billing/status"),
-            ))
+            return list(
+                await asyncio.gather(
+                    client.call(target, ACME_KEY, "/v1/billing/status"),
+                    client.call(target, BETA_KEY, "/v1/billing/status"),
+                )
+            )
 
     acme, beta = asyncio.run(both())
     assert (acme["customer"], beta["customer"]) == ("Acme", "Beta")

@@ -1,19 +1,337 @@
-"""The per-turn gate against a real database: what is read, refused and audited."""
+"""The per-turn gate against a real database: what is read, refused, charged and audited."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from typing import Any
+
+import psycopg
 import pytest
 
+from mediator import errors as E
+from mediator.approvals import Approvals
+from mediator.demo_data import World
 from mediator.gate import Gate
-from mediator.tokens import TokenVerifier
-from tests.mediator.conftest import OpenFn
+from mediator.history import History
+from mediator.tokens import TokenSigner, TokenVerifier
+from tests.mediator.conftest import OpenFn, tool_names
+from tests.pg import TestDatabase
 
 pytestmark = pytest.mark.anyio
 
 
+def audit_rows(db: TestDatabase, org_id: str) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "select decision, tool_name, request_id, detail from tenantgate.audit_log"
+            " where org_id = %s order by seq", (org_id,)).fetchall()
+
+
 async def test_allowed_read_returns_only_the_sessions_customer(
         gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
-    s = open_session("Acme")
-    out = await gate.call(verifier.verify(s.token), "list_tickets", {})
+    out = await gate.call(verifier.verify(open_session("Acme").token), "list_tickets", {})
     subjects = [t["subject"] for t in out["items"]]
-    assert subjects and all(x.startswith("Acme:") for x in subjects)
+    assert len(subjects) == 3 and all(x.startswith("Acme:") for x in subjects)
+
+
+async def test_cross_tenant_arguments_are_rejected_never_used(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    beta = world.northwind.customers["Beta"].customer_id
+    for extra in ({"customer_id": beta}, {"org_id": world.globex.org_id}, {"user": "admin"}):
+        with pytest.raises(E.InvalidArguments) as err:
+            await gate.call(claims, "list_tickets", extra)
+        assert next(iter(extra)) in err.value.message
+    found = await gate.call(claims, "search_tickets", {"query": "Beta"})
+    assert found["items"] == []
+
+
+async def test_another_customers_ticket_is_not_found(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    acme = verifier.verify(open_session("Acme").token)
+    beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
+    args = {"ticket_id": beta_ticket, "status": "closed"}
+    with pytest.raises(E.ApprovalRequired) as pending:
+        await gate.call(acme, "update_ticket_status", args)
+    Approvals(database.admin_dsn).approve(world.northwind.org_id, pending.value.approval_id,
+                                          world.northwind.second_operator_id)
+    with pytest.raises(E.NotFound):
+        await gate.call(acme, "update_ticket_status", args)
+    with database.connect() as conn:
+        row = conn.execute("select status from demo.tickets where ticket_id = %s",
+                           (beta_ticket,)).fetchone()
+    assert row == ("open",)
+
+
+async def test_token_naming_another_customer_than_its_session_is_not_found(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        signer: TokenSigner) -> None:
+    real = verifier.verify(open_session("Acme").token)
+    beta = world.northwind.customers["Beta"].customer_id
+    forged = signer.mint(operator_id=real.operator_id, org_id=real.org_id,
+                         connector_id=real.connector_id, customer_id=beta,
+                         session_id=real.session_id, session_secret=real.session_secret,
+                         scopes=sorted(real.scopes), lifetime_seconds=300)
+    with pytest.raises(E.NotFound):
+        await gate.call(verifier.verify(forged), "list_tickets", {})
+    assert await gate.list_tools(verifier.verify(forged)) == []
+
+
+async def test_paused_customer_is_not_found_on_next_call(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    await gate.call(claims, "get_subscription", {})
+    with database.connect("tenantgate_admin") as conn:
+        conn.execute("update tenantgate.customer_accounts set status = 'paused'"
+                     " where org_id = %s and customer_id = %s",
+                     (world.northwind.org_id, claims.customer_id))
+    with pytest.raises(E.NotFound) as err:
+        await gate.call(claims, "get_subscription", {})
+    assert err.value.message == "not found"
+
+
+async def test_ended_session_is_not_found_and_its_history_is_gone(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, sessions: Any) -> None:
+    opened = open_session("Acme")
+    claims = verifier.verify(opened.token)
+    history = History(gate.pool)
+    await history.append(claims, "user", "show me acme's tickets")
+    assert [m.content for m in await history.read(claims)] == ["show me acme's tickets"]
+    assert sessions.end(claims.org_id, claims.session_id)
+    with pytest.raises(E.NotFound):
+        await gate.call(claims, "list_tickets", {})
+    assert await history.read(claims) == []
+    assert await history.append(claims, "user", "still there?") is None
+
+
+async def test_history_is_scoped_to_its_own_session(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    a = verifier.verify(open_session("Acme").token)
+    b = verifier.verify(open_session("Acme").token)
+    history = History(gate.pool)
+    await history.append(a, "user", "only mine")
+    assert await history.read(b) == []
+    spoofed = dataclasses.replace(b, session_id=a.session_id)
+    assert await history.read(spoofed) == []
+
+
+async def test_unknown_and_unlisted_tools_give_the_same_not_found(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    claims = verifier.verify(open_session("Acme", scopes=["read:tickets"]).token)
+    messages = []
+    for name in ("drop_all_tables", "issue_refund", "get_customer_profile"):
+        with pytest.raises(E.NotFound) as err:
+            await gate.call(claims, name, {})
+        messages.append(err.value.message)
+    assert set(messages) == {"not found"}
+    assert tool_names(await gate.list_tools(claims)) == {"list_tickets", "search_tickets"}
+
+
+async def test_validation_error_says_which_field_and_why(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    with pytest.raises(E.InvalidArguments) as err:
+        await gate.call(claims, "list_tickets", {"limit": 5000, "status": "bogus"})
+    assert "limit" in err.value.message and "less than or equal to 50" in err.value.message
+    assert "status" in err.value.message
+    with pytest.raises(E.InvalidArguments):
+        await gate.call(claims, "search_tickets", {"query": "x" * 101})
+
+
+async def test_pii_is_masked_without_the_scope_and_secret_columns_never_leave(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    plain = verifier.verify(open_session("Acme", scopes=["read:profile"]).token)
+    pii = verifier.verify(open_session("Acme", scopes=["read:profile", "read:pii"]).token)
+    masked = await gate.call(plain, "get_customer_profile", {})
+    clear = await gate.call(pii, "get_customer_profile", {})
+    assert masked["email"] == "a***@acme.example" and masked["phone"] == "***0100"
+    assert set(masked["_masked"]) == {"email", "phone"}
+    assert clear["email"] == "admin@acme.example" and "_masked" not in clear
+    assert "notes" not in masked and "notes" not in clear
+
+
+async def test_every_read_has_its_audit_row(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    await gate.call(claims, "account_health", {}, request_key="req-1")
+    rows = audit_rows(database, world.northwind.org_id)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("allowed", "account_health", f"{claims.session_id}:req-1")]
+    assert set(rows[0][3]) == {"args_sha256"}
+
+
+async def test_no_data_without_its_audit_row_when_the_connection_dies_before_commit(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+
+    async def kill(conn: psycopg.AsyncConnection[Any]) -> None:
+        pid = conn.info.backend_pid
+        with database.connect(autocommit=True) as su:
+            su.execute("select pg_terminate_backend(%s)", (pid,))
+        await asyncio.sleep(0.05)
+
+    gate.fault_before_commit = kill
+    with pytest.raises(E.MediatorError) as err:
+        await gate.call(claims, "list_invoices", {})
+    assert not isinstance(err.value, E.NotFound)
+    gate.fault_before_commit = None
+    assert [r for r in audit_rows(database, world.northwind.org_id) if r[0] == "allowed"] == []
+    with database.connect() as conn:
+        ledger = conn.execute("select count(*) from tenantgate.credit_ledger where kind = 'spend'"
+                              ).fetchone()
+    assert ledger == (0,)
+    out = await gate.call(claims, "list_invoices", {})  # the pool recovers
+    assert len(out["items"]) == 3
+
+
+async def test_rate_limit_trips_and_recovers(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    gate.settings = gate.settings.model_copy(update={"rate_burst": 3, "rate_per_second": 5.0})
+    claims = verifier.verify(open_session("Acme").token)
+    for _ in range(3):
+        await gate.call(claims, "get_subscription", {})
+    with pytest.raises(E.RateLimited):
+        await gate.call(claims, "get_subscription", {})
+    await gate.call(claims, "list_tickets", {})  # another tool has its own bucket
+    await asyncio.sleep(0.25)
+    await gate.call(claims, "get_subscription", {})
+    decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
+    assert decisions.count("rate_limited") == 1
+
+
+async def test_rate_limit_is_shared_across_mediator_processes(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate.settings = gate.settings.model_copy(update={"rate_burst": 2, "rate_per_second": 0.01})
+    other = Gate(gate.pool, gate.registry, gate.policy, gate.settings)  # stands for a 2nd process
+    claims = verifier.verify(open_session("Acme").token)
+    await gate.call(claims, "get_subscription", {})
+    await other.call(claims, "get_subscription", {})
+    with pytest.raises(E.RateLimited):
+        await gate.call(claims, "get_subscription", {})
+
+
+async def test_credits_running_out_is_refused_and_charges_nothing(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    with database.connect() as conn:
+        conn.execute("update tenantgate.credit_accounts set balance = 2 where org_id = %s",
+                     (world.northwind.org_id,))
+    claims = verifier.verify(open_session("Acme").token)
+    await gate.call(claims, "list_tickets", {})
+    await gate.call(claims, "list_tickets", {})
+    with pytest.raises(E.NoCredit):
+        await gate.call(claims, "list_tickets", {})
+    with database.connect() as conn:
+        assert conn.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                            (world.northwind.org_id,)).fetchone() == (0,)
+    assert "no_credit" in [r[0] for r in audit_rows(database, world.northwind.org_id)]
+
+
+async def test_a_retried_request_is_charged_once(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    for _ in range(3):
+        await gate.call(claims, "account_health", {}, request_key="same-key")
+    with database.connect() as conn:
+        balance = conn.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                               (world.northwind.org_id,)).fetchone()
+    assert balance == (1000 - 2,)
+
+
+async def test_side_effect_never_runs_without_approval_and_runs_once_after(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    invoice = world.northwind.customers["Acme"].invoice_ids[0]  # paid, 120.00
+    args = {"invoice_id": invoice, "amount_cents": 1000}
+
+    def refunded() -> int:
+        with database.connect() as conn:
+            row = conn.execute("select refunded_cents from demo.invoices where invoice_id = %s",
+                               (invoice,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    with pytest.raises(E.ApprovalRequired) as first:
+        await gate.call(claims, "issue_refund", args)
+    with pytest.raises(E.ApprovalRequired) as again:
+        await gate.call(claims, "issue_refund", args)
+    assert again.value.approval_id == first.value.approval_id
+    assert refunded() == 0
+    approvals = Approvals(database.admin_dsn)
+    assert [str(a.approval_id) for a in approvals.pending(world.northwind.org_id)] == [
+        first.value.approval_id]
+    # approving "refund 10.00" does not approve "refund 100.00"
+    approvals.approve(world.northwind.org_id, first.value.approval_id,
+                      world.northwind.second_operator_id)
+    with pytest.raises(E.ApprovalRequired):
+        await gate.call(claims, "issue_refund", {**args, "amount_cents": 10000})
+    out = await gate.call(claims, "issue_refund", args)
+    assert out["refunded_cents"] == 1000 and refunded() == 1000
+    with pytest.raises(E.ApprovalRequired):
+        await gate.call(claims, "issue_refund", args)
+    assert refunded() == 1000
+
+
+async def test_denied_approval_never_runs(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    args = {"ticket_id": ticket, "status": "closed"}
+    with pytest.raises(E.ApprovalRequired) as pending:
+        await gate.call(claims, "update_ticket_status", args)
+    approvals = Approvals(database.admin_dsn)
+    with pytest.raises(E.NotFound):  # an operator of another org cannot decide
+        approvals.approve(world.northwind.org_id, pending.value.approval_id,
+                          world.globex.operator_id)
+    approvals.deny(world.northwind.org_id, pending.value.approval_id,
+                   world.northwind.second_operator_id)
+    with pytest.raises(E.ApprovalRequired):
+        await gate.call(claims, "update_ticket_status", args)
+    with database.connect() as conn:
+        assert conn.execute("select status from demo.tickets where ticket_id = %s",
+                            (ticket,)).fetchone() == ("open",)
+
+
+async def test_elicited_approval_runs_the_call_once(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    ticket = world.northwind.customers["Acme"].ticket_ids[1]
+    asked: list[str] = []
+
+    async def yes(approval_id: str, tool: str, arguments: dict[str, Any]) -> bool | None:
+        asked.append(tool)
+        return True
+
+    async def no(approval_id: str, tool: str, arguments: dict[str, Any]) -> bool | None:
+        return False
+
+    out = await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "solved"},
+                          approver=yes)
+    assert out["status"] == "solved" and asked == ["update_ticket_status"]
+    with pytest.raises(E.ApprovalDenied):
+        await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"},
+                        approver=no)
+
+
+async def test_audit_chain_verifies_after_mixed_calls(
+        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
+        database: TestDatabase) -> None:
+    claims = verifier.verify(open_session("Acme", scopes=["read:tickets"]).token)
+    await gate.call(claims, "list_tickets", {})
+    with pytest.raises(E.NotFound):
+        await gate.call(claims, "list_invoices", {})
+    with pytest.raises(E.InvalidArguments):
+        await gate.call(claims, "list_tickets", {"org_id": world.globex.org_id})
+    with database.connect("tenantgate_admin") as conn:
+        rows = conn.execute("select * from tenantgate.audit_verify(%s)",
+                            (world.northwind.org_id,)).fetchall()
+    assert rows and rows[0][1] == 3 and rows[0][2] is None
