@@ -76,6 +76,11 @@ class FakeBilling:
         with self._lock:
             return list(self._received)
 
+    def add_account(self, api_key: str, data: Mapping[str, Any]) -> None:
+        """Accept ``api_key`` from now on, answering ``data`` for it."""
+        with self._lock:
+            self._accounts[api_key] = dict(data)
+
     def start(self) -> FakeBilling:
         self._thread.start()
         return self
@@ -110,7 +115,8 @@ class FakeBilling:
             scheme, _, credential = credential.partition(" ")
             if scheme.lower() != "bearer":
                 return None
-        return self._accounts.get(credential)
+        with self._lock:
+            return self._accounts.get(credential)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
