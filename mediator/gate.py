@@ -223,7 +223,7 @@ class Gate:
     async def _deny_untrusted(self, conn: psycopg.AsyncConnection[Any], claims: Claims,
                               name: str, request_id: str) -> None:
         async with conn.pipeline():
-            await conn.execute("rollback")
+            await conn.execute("commit")  # nothing was written; ends the read-only transaction
             await conn.execute(AUDIT_DENIAL, (claims.org_id, request_id, name[:64],
                                               "trust_check_failed", "{}"))
 
@@ -238,8 +238,9 @@ class Gate:
             detail = {**detail, "sqlstate": exc.sqlstate}
         if conn.closed or conn.broken:
             raise E.Unavailable() from None
+        _forget_prepared(conn)
+        await conn.rollback()
         async with conn.pipeline():
-            await conn.execute("rollback")
             await conn.execute("begin")
             await conn.execute(sql_context(), _ctx_params(claims))
             await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
@@ -252,6 +253,14 @@ class Gate:
             await conn.execute(sql_context(), _ctx_params(claims))
             await conn.execute(ANSWER, (approval_id, approve))
             await conn.execute("commit")
+
+
+def _forget_prepared(conn: psycopg.AsyncConnection[Any]) -> None:
+    """After an aborted pipeline, psycopg (3.3) still believes the skipped statements were
+    prepared; drop its cache (and the server's, on the next statement) so nothing refers to them."""
+    prepared = getattr(conn, "_prepared", None)
+    if prepared is not None:
+        prepared.clear()
 
 
 def _ctx_params(c: Claims) -> dict[str, str]:

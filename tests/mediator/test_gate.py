@@ -335,3 +335,31 @@ async def test_audit_chain_verifies_after_mixed_calls(
         rows = conn.execute("select * from tenantgate.audit_verify(%s)",
                             (world.northwind.org_id,)).fetchall()
     assert rows and rows[0][1] == 3 and rows[0][2] is None
+
+
+async def test_refusals_never_poison_a_pooled_connection(
+        settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    from mediator.db import load_policy, make_pool
+    from mediator.tools import default_registry
+
+    one = settings.model_copy(update={"rate_burst": 2, "rate_per_second": 0.5})
+    pool = make_pool(one, min_size=1, max_size=1)
+    await pool.open(wait=True)
+    try:
+        gate = Gate(pool, default_registry(), await load_policy(pool), one)
+        claims = verifier.verify(open_session("Acme").token)
+        outcomes: list[str] = []
+        for i in range(40):
+            name, args = [("get_subscription", {}), ("list_tickets", {"limit": 0}),
+                          ("nope", {}), ("list_invoices", {}), ("issue_refund",
+                          {"invoice_id": 1, "amount_cents": 1})][i % 5]
+            try:
+                await gate.call(claims, name, args)
+                outcomes.append("ok")
+            except E.MediatorError as exc:
+                outcomes.append(type(exc).__name__)
+        assert "MediatorError" not in outcomes and "Unavailable" not in outcomes
+        assert {"ok", "RateLimited", "InvalidArguments", "NotFound", "ApprovalRequired"} <= set(
+            outcomes)
+    finally:
+        await pool.close()
