@@ -18,7 +18,7 @@ if not logging.getLogger().handlers:
 
 def database_url() -> str:
     """DATABASE_URL as a SQLAlchemy URL for psycopg 3."""
-    url = os.environ.get("DATABASE_URL") or context.config.get_main_option("sqlalchemy.url")
+    url = os.environ.get("DATABASE_URL")
     if not url:
         raise SystemExit(
             "DATABASE_URL is not set: export DATABASE_URL=postgresql://user@host/dbname "

@@ -51,6 +51,7 @@ returns table (org_id uuid, customer_id uuid, session_id uuid, operator_id uuid,
                connector_id uuid, scopes text[])
 language sql
 stable
+rows 1
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -72,6 +73,7 @@ create function tenantgate.current_tenant()
 returns table (org_id uuid, customer_id uuid)
 language sql
 stable
+rows 1
 set search_path = pg_catalog, pg_temp
 as $$
   select c.org_id, c.customer_id from tenantgate.session_context() c

@@ -1,0 +1,40 @@
+# tenantgate: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install tenantgate with its dev tools
+
+test: $(STAMP) ## run the test suite on a throwaway PostgreSQL (nothing needs to be running)
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+test-pg15: $(STAMP) ## run the database tests on the system's PostgreSQL (Debian 15)
+	TENANTGATE_TEST_PG=system $(BIN)/pytest -q tests/sql tests/migrations
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check mediator cli tests bench migrations
+	$(BIN)/mypy
+
+demo: $(STAMP) ## the main job: embedded PostgreSQL + seeded tenants + the MCP mediator over HTTP
+	$(BIN)/tenantgate demo
+
+bench: $(STAMP) ## run the benchmarks and write docs/benchmarks.md
+	$(BIN)/python bench/run_all.py
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: help install test test-pg15 lint demo bench clean
