@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +21,7 @@ from mediator import secrets as customer_secrets
 from mediator.fake_upstream import FakeBilling
 from mediator.keys import FileKeyProvider, Secret, UnknownKeyError
 from mediator.upstream import ConnectorTarget, EgressPolicy, UpstreamError, call_upstream
+from tests.credentials import conftest
 from tests.credentials.conftest import World, build_world
 from tests.pg import TestDatabase
 
@@ -50,17 +50,17 @@ def mediator_call(
 
 
 def test_no_key_appears_in_logs_statements_errors_or_results(
-    pg15_server: pgserver.RunningServer,
-    pg15_database: TestDatabase,
+    logged_server: pgserver.RunningServer,
+    logged_database: TestDatabase,
     keys: FileKeyProvider,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with psycopg.connect(pg15_database.superuser_dsn, autocommit=True) as conn:
+    with psycopg.connect(logged_database.superuser_dsn, autocommit=True) as conn:
         conn.execute("create extension if not exists pg_stat_statements")
     with FakeBilling({}) as fake:
-        world = build_world(pg15_database, keys, fake.base_url)
+        world = build_world(logged_database, keys, fake.base_url)
         fake.add_account(world.acme.api_key.reveal(), {"customer": "Acme", "plan": "pro"})
         fake.add_account(world.beta.api_key.reveal(), {"customer": "Beta", "plan": "starter"})
         shown: list[str] = []
@@ -75,7 +75,7 @@ def test_no_key_appears_in_logs_statements_errors_or_results(
             shown += [credential_repr, repr(result), str(result)]
         received = fake.received
 
-        with psycopg.connect(pg15_database.admin_dsn, autocommit=True) as conn:
+        with psycopg.connect(logged_database.admin_dsn, autocommit=True) as conn:
             customer_secrets.rotate(conn, keys, "k2", batch_size=1)
             ids = (world.acme.org_id, world.acme.customer_id)
             for bad_key_id in ("k1", "k9"):
@@ -89,10 +89,9 @@ def test_no_key_appears_in_logs_statements_errors_or_results(
                 shown += [str(caught.value), repr(caught.value)]
         shown += [repr(keys), str(keys.get("k1")), repr(world.acme.api_key)]
 
-    with psycopg.connect(pg15_database.superuser_dsn, autocommit=True) as conn:
+    with psycopg.connect(logged_database.superuser_dsn, autocommit=True) as conn:
         statements = [str(r[0]) for r in conn.execute("select query from pg_stat_statements")]
-    log_path = Path(str(pg15_server._workdir), "server.log")
-    server_log = log_path.read_text(errors="replace")
+    server_log = conftest.server_log(logged_server)
     captured = capfd.readouterr()
     haystacks = {
         "server log": server_log,
