@@ -15,6 +15,34 @@ from cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
 
+from cli.demo import demo  # noqa: E402
+
+app.command("demo")(demo)
+
+from cli import (  # noqa: E402
+    approvals,
+    audit,
+    connectors,
+    credits,
+    customers,
+    db,
+    operators,
+    orgs,
+    sessions,
+    tools,
+)
+
+app.add_typer(db.app, name="db")
+app.add_typer(orgs.app, name="org")
+app.add_typer(operators.app, name="operator")
+app.add_typer(connectors.app, name="connector")
+app.add_typer(customers.app, name="customer")
+app.add_typer(tools.app, name="tools")
+app.add_typer(credits.app, name="credits")
+app.add_typer(sessions.app, name="sessions")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(audit.app, name="audit")
+
 
 def main() -> None:
     """Run the command line."""

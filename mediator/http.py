@@ -126,8 +126,12 @@ class HttpApp:
             return await _send(send, 400, orjson.dumps(_rpc_error(None, -32600, "invalid request")))
         if "id" not in message:
             return await _plain(send, 202, b"")  # a notification: nothing to answer
-        reply = await self._dispatch(claims, message)
-        await _send(send, 200, orjson.dumps(reply))
+        try:
+            reply = orjson.dumps(await self._dispatch(claims, message))
+        except Exception:
+            logger.exception("request failed: method=%s", message.get("method"))
+            reply = orjson.dumps(_rpc_error(message.get("id"), -32603, "internal error"))
+        await _send(send, 200, reply)
 
     def _claims(self, headers: dict[bytes, bytes]) -> Any:
         auth = headers.get(b"authorization", b"")

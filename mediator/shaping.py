@@ -77,13 +77,20 @@ def shape_rows(rows: list[dict[str, Any]], *, column_of: Any, policy: DataPolicy
     out: list[dict[str, Any]] = []
     size = 2
     for row in rows[:max_rows]:
-        item = {k: (mask(row[k]) if k in masked else row[k]) for k in keep}
+        item = {k: (mask(row[k]) if k in masked else _plain(row[k])) for k in keep}
         size += len(dumps(item)) + 1
         if size > max_bytes:
             truncated = True
             break
         out.append(item)
     return Shaped(out, truncated, tuple(masked), tuple(dropped))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-native values only: numeric becomes int when integral, else its exact text."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    return value
 
 
 def _default(obj: Any) -> Any:

@@ -46,7 +46,7 @@ select
     where i.org_id = %(org_id)s and i.customer_id = %(customer_id)s
       and (i.status = 'overdue' or (i.status = 'open' and i.due_on < current_date)))
     as overdue_invoices,
-  (select coalesce(sum(i.amount_cents - i.refunded_cents), 0) from demo.invoices i
+  (select coalesce(sum(i.amount_cents - i.refunded_cents), 0)::bigint from demo.invoices i
     where i.org_id = %(org_id)s and i.customer_id = %(customer_id)s
       and (i.status = 'overdue' or (i.status = 'open' and i.due_on < current_date)))
     as overdue_cents,

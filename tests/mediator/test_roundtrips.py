@@ -1,0 +1,40 @@
+"""A read call costs at most two round trips to Postgres (trust check; admit + read + audit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mediator.db import load_policy, make_pool
+from mediator.demo_data import World
+from mediator.gate import Gate
+from mediator.roundtrips import traced
+from mediator.tokens import TokenVerifier
+from mediator.tools import default_registry
+from tests.mediator.conftest import OpenFn
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("prepare_threshold", [0, None], ids=["prepared", "pgbouncer"])
+async def test_a_read_call_takes_two_round_trips(
+        settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn,
+        prepare_threshold: int | None) -> None:
+    s = settings.model_copy(update={"prepare_threshold": prepare_threshold,
+                                    "statement_timeout_ms": 0})
+    pool = make_pool(s, min_size=1, max_size=1)
+    await pool.open(wait=True)
+    try:
+        gate = Gate(pool, default_registry(), await load_policy(pool), s)
+        claims = verifier.verify(open_session("Acme").token)
+        await gate.call(claims, "list_tickets", {})  # warm: statements prepared
+        for tool in ("list_tickets", "account_health", "get_customer_profile"):
+            async with traced(pool) as rt:
+                await gate.call(claims, tool, {})
+            assert rt.count == 2, (tool, rt.count)
+        async with traced(pool) as rt:
+            await gate.list_tools(claims)
+        assert rt.count == 1
+    finally:
+        await pool.close()
