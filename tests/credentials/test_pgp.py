@@ -6,6 +6,8 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mediator import pgp
 
@@ -69,3 +71,27 @@ def test_old_format_headers_are_read() -> None:
 def test_plaintext_over_the_cap_is_refused() -> None:
     with pytest.raises(pgp.PGPError, match="at most"):
         pgp.encrypt(b"x" * (pgp.MAX_PLAINTEXT + 1), KEY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(plaintext=st.binary(max_size=2000), key=st.binary(min_size=1, max_size=64))
+def test_any_plaintext_round_trips_under_any_key(plaintext: bytes, key: bytes) -> None:
+    assert pgp.decrypt(pgp.encrypt(plaintext, key), key) == plaintext
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_single_byte_change_is_refused(data: st.DataObject) -> None:
+    ciphertext = bytearray(pgp.encrypt(b"sk_live_property", KEY))
+    position = data.draw(st.integers(0, len(ciphertext) - 1))
+    ciphertext[position] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(pgp.DecryptionError):
+        pgp.decrypt(bytes(ciphertext), KEY)
+
+
+@settings(max_examples=500, deadline=None)
+@given(garbage=st.binary(max_size=300))
+def test_arbitrary_bytes_only_ever_raise_decryption_error(garbage: bytes) -> None:
+    for candidate in (garbage, pgp.encrypt(b"x", KEY)[:18] + garbage):
+        with pytest.raises(pgp.DecryptionError):
+            pgp.decrypt(candidate, KEY)
