@@ -37,6 +37,7 @@ __all__ = [
     "RotationReport",
     "SecretInputError",
     "SecretNotFoundError",
+    "UnknownCustomerError",
     "UpstreamCredential",
     "aread_upstream_credential",
     "read_secret",
@@ -92,6 +93,13 @@ class SecretInputError(ValueError):
 
 class RotationError(RuntimeError):
     """a secret could not be re-encrypted: configure its key, then run the rotation again."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class UnknownCustomerError(LookupError):
+    """no such customer account in this org: check the ids with `tenantgate customers list`."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__)
@@ -178,8 +186,14 @@ def set_secret(
     """Store (or replace) a customer account's API key, sealed with the current key. Admin role."""
     ciphertext, key_id = seal(api_key, provider)
     params = {"org_id": org_id, "customer_id": customer_id}
-    with conn.transaction():
-        conn.execute(_UPSERT, {**params, "ciphertext": ciphertext, "key_id": key_id})
+    try:
+        with conn.transaction():
+            conn.execute(_UPSERT, {**params, "ciphertext": ciphertext, "key_id": key_id})
+    except psycopg.errors.ForeignKeyViolation:
+        raise UnknownCustomerError(
+            f"org {org_id} has no customer account {customer_id}: "
+            "check the ids with `tenantgate customers list`"
+        ) from None
 
 
 def read_secret(
@@ -242,6 +256,8 @@ def rotate(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size!r} instead")
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValueError("rotate commits batch by batch: call it outside any open transaction")
     provider.get(target_key_id)  # fail early on a target that is not configured
     started = time.perf_counter()
     total = _count_to_rotate(conn, target_key_id)

@@ -174,3 +174,12 @@ def test_a_row_whose_key_is_gone_stops_rotation_with_the_customer_named(
         assert key_counts(conn) == {"k1": 5}
     assert keys.get("k1").reveal() not in str(caught.value)
     assert keys.get("k2").reveal() not in str(caught.value)
+
+
+def test_rotation_refuses_to_run_inside_an_open_transaction(
+    database: TestDatabase, keys: FileKeyProvider
+) -> None:
+    with psycopg.connect(database.admin_dsn) as conn:
+        conn.execute("select 1")  # psycopg opened a transaction
+        with pytest.raises(ValueError, match="outside any open transaction"):
+            customer_secrets.rotate(conn, keys, "k2")

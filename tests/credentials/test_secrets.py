@@ -108,6 +108,16 @@ def test_a_missing_secret_says_how_to_set_one(world: World, keys: FileKeyProvide
         customer_secrets.read_secret(conn, keys, world.acme.org_id, uuid.uuid4())
 
 
+def test_a_secret_for_an_unknown_customer_is_refused(world: World, keys: FileKeyProvider) -> None:
+    with (
+        psycopg.connect(world.db.admin_dsn, autocommit=True) as conn,
+        pytest.raises(customer_secrets.UnknownCustomerError, match="customers list"),
+    ):
+        customer_secrets.set_secret(
+            conn, keys, world.acme.org_id, world.beta.customer_id, world.acme.api_key
+        )
+
+
 def test_the_mediator_reads_exactly_its_verified_customers_credential(
     world: World, keys: FileKeyProvider
 ) -> None:
