@@ -48,3 +48,7 @@ def serve(
         from mediator.http import serve_http
 
         serve_http(settings)
+
+
+if __name__ == "__main__":  # `python -m cli.serve`, what `tenantgate serve` runs
+    typer.run(serve)
