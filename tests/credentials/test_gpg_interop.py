@@ -55,7 +55,7 @@ def gpg_home(tmp_path: Path) -> Path:
 )
 def test_gpg_output_decrypts_in_python(gpg_home: Path, options: list[str]) -> None:
     for data in (b"sk_live_from_gpg", bytes(range(256)) * 400):
-        ciphertext = gpg(gpg_home, *options, "--symmetric", data=data)
+        ciphertext = gpg(gpg_home, *options, "--s2k-count", "65536", "--symmetric", data=data)
         assert pgp.decrypt(ciphertext, KEY.encode()) == data
 
 
