@@ -76,6 +76,11 @@ def test_no_key_appears_in_logs_statements_errors_or_results(
             credential_repr, result = mediator_call(world, keys, fake, who, path)
             shown += [credential_repr, repr(result), str(result)]
         received = fake.received
+        acme_call, beta_call = [r for r in received if r.path == "/v1/billing/status"]
+        assert acme_call.headers["authorization"] == f"Bearer {world.acme.api_key.reveal()}"
+        assert beta_call.headers["authorization"] == f"Bearer {world.beta.api_key.reveal()}"
+        assert world.beta.api_key.reveal() not in repr(acme_call)  # Acme never carried Beta's key
+        assert world.acme.api_key.reveal() not in repr(beta_call)
 
         with psycopg.connect(logged_database.admin_dsn, autocommit=True) as conn:
             customer_secrets.rotate(conn, keys, "k2", batch_size=1)
