@@ -1,0 +1,117 @@
+-- 08_mediator_excess_privileges: privileges of tenantgate_mediator beyond what its policies allow.
+--
+-- Looks at every privilege the mediator holds on relations and columns, directly, through PUBLIC or
+-- through a role it can SET ROLE to, plus CREATE on schemas and on the database. Allowed are only:
+--   * in schema tenantgate: SELECT and INSERT on session_messages (its own session's history) and
+--     SELECT on the data-class tables column_classes and scope_classes (not tenant data);
+--   * elsewhere: SELECT, INSERT, UPDATE or DELETE on a table with row-level security enabled and
+--     forced and a policy for the mediator covering that command (an enrolled table's
+--     tenantgate_isolation, or a policy of your own).
+-- Why it matters: RLS filters rows only where a policy applies. A grant on a view runs with the
+-- view owner's rights (tenantgate_owner sees every row), TRUNCATE, REFERENCES and TRIGGER ignore
+-- RLS altogether, a grant on a table without a covering policy is either dead weight or, once RLS
+-- is switched off, an open door, and CREATE lets the mediator own objects (07).
+with recursive mediator as (
+  select r.oid from pg_catalog.pg_roles r where r.rolname = 'tenantgate_mediator'
+),
+can_become (roleid) as (
+  select m.oid from mediator m
+  union
+  select am.roleid from pg_catalog.pg_auth_members am join can_become cb on am.member = cb.roleid
+),
+grantees (oid, name) as (
+  select cb.roleid, pg_catalog.quote_ident(r.rolname)
+  from can_become cb join pg_catalog.pg_roles r on r.oid = cb.roleid
+  union all
+  select 0::oid, 'public' where exists (select 1 from mediator)
+),
+relation_privileges as (
+  select c.oid as relid, n.nspname, c.relname, c.relkind, c.relrowsecurity,
+         c.relforcerowsecurity, null::name as attname, acl.privilege_type, g.name as grantee
+  from pg_catalog.pg_class c
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  cross join lateral pg_catalog.aclexplode(c.relacl) acl
+  join grantees g on g.oid = acl.grantee
+  where c.relacl is not null
+    and n.nspname not in ('pg_catalog', 'information_schema')
+    and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  union all
+  select c.oid, n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
+         a.attname, acl.privilege_type, g.name
+  from pg_catalog.pg_attribute a
+  join pg_catalog.pg_class c on c.oid = a.attrelid
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  cross join lateral pg_catalog.aclexplode(a.attacl) acl
+  join grantees g on g.oid = acl.grantee
+  where a.attacl is not null and not a.attisdropped
+    and n.nspname not in ('pg_catalog', 'information_schema')
+    and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+),
+excess as (
+  select rp.*,
+         case rp.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                         when 'S' then 'sequence' when 'f' then 'foreign table'
+                         else 'table' end as kind
+  from relation_privileges rp
+  where not (
+    rp.relkind in ('r', 'p')
+    and rp.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+    and rp.relrowsecurity and rp.relforcerowsecurity
+    and exists (select 1 from pg_catalog.pg_policy p
+                 where p.polrelid = rp.relid
+                   and (p.polroles operator(pg_catalog.&&)
+                        array[0::oid, (select m.oid from mediator m)])
+                   and p.polcmd in ('*', case rp.privilege_type when 'SELECT' then 'r'
+                                                                when 'INSERT' then 'a'
+                                                                when 'UPDATE' then 'w'
+                                                                when 'DELETE' then 'd' end))
+    and (rp.nspname <> 'tenantgate'
+         or (rp.relname, rp.privilege_type) in (('session_messages', 'SELECT'),
+                                                ('session_messages', 'INSERT'),
+                                                ('column_classes', 'SELECT'),
+                                                ('scope_classes', 'SELECT')))
+  )
+)
+select 'mediator_excess_privileges'::text as lint,
+       pg_catalog.format('%s on %s %I.%I%s (granted to %s)', e.privilege_type, e.kind, e.nspname,
+                         e.relname, case when e.attname is null then '' else pg_catalog.format(' column %I', e.attname) end,
+                         e.grantee) as object,
+       case
+         when e.kind <> 'table' then
+           pg_catalog.format('a %s runs with its owner''s rights, not under the mediator''s '
+                             'row-level policies', e.kind)
+         when e.privilege_type not in ('SELECT', 'INSERT', 'UPDATE', 'DELETE') then
+           pg_catalog.format('%s is not filtered by row-level security', e.privilege_type)
+         else
+           'no row-level policy for the mediator covers this privilege (or RLS is not forced on '
+           'the table): the grant is beyond what its policies allow'
+       end as why,
+       case when e.attname is null then
+         pg_catalog.format('revoke %s on %I.%I from %s;', e.privilege_type, e.nspname, e.relname,
+                           e.grantee)
+       else
+         pg_catalog.format('revoke %s (%I) on %I.%I from %s;', e.privilege_type, e.attname,
+                           e.nspname, e.relname, e.grantee)
+       end as fix
+from excess e
+union all
+select 'mediator_excess_privileges',
+       pg_catalog.format('CREATE on schema %I (granted to %s)', n.nspname, g.name),
+       'CREATE on a schema lets the mediator create, and so own, objects',
+       pg_catalog.format('revoke create on schema %I from %s;', n.nspname, g.name)
+from pg_catalog.pg_namespace n
+cross join lateral pg_catalog.aclexplode(n.nspacl) acl
+join grantees g on g.oid = acl.grantee
+where n.nspacl is not null and acl.privilege_type = 'CREATE'
+  and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+union all
+select 'mediator_excess_privileges',
+       pg_catalog.format('CREATE on database %I (granted to %s)', d.datname, g.name),
+       'CREATE on the database lets the mediator create schemas, and so own objects',
+       pg_catalog.format('revoke create on database %I from %s;', d.datname, g.name)
+from pg_catalog.pg_database d
+cross join lateral pg_catalog.aclexplode(d.datacl) acl
+join grantees g on g.oid = acl.grantee
+where d.datname = pg_catalog.current_database() and d.datacl is not null
+  and acl.privilege_type = 'CREATE'
+order by 2
