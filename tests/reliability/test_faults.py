@@ -1,0 +1,190 @@
+"""Faults: a backend killed mid-transaction, concurrent retries, Postgres restarted under load.
+
+Invariants checked after every run: no credit is charged without its call's `allowed` audit row
+(they commit in one transaction), no request id is charged twice, the balance equals the grants
+minus the charges, and an idempotent retry with the same request key converges to one charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cli import pgserver
+from mediator import errors as E
+from mediator.demo_data import World, seed
+from mediator.gate import Gate
+from mediator.service import Mediator
+from mediator.sessions import SessionManager
+from mediator.tokens import TokenVerifier
+from tests.pg import ROLE_PASSWORDS, migrate, url_for
+from tests.reliability.conftest import Sessions, make_settings
+
+pytestmark = pytest.mark.anyio
+
+CLEAN_ERRORS = {E.Unavailable().message, E.NotFound().message, "internal error"}
+
+
+def ledger_invariants(superuser_dsn: str, org_id: str, granted: int) -> dict[str, int]:
+    """Check the credit/audit invariants of one org; return counts for the caller's asserts."""
+    with psycopg.connect(superuser_dsn, autocommit=True) as su:
+        unaudited = su.execute(
+            "select count(*) from tenantgate.credit_ledger l where l.org_id = %s"
+            " and l.kind = 'spend' and l.outcome = 'charged' and not exists ("
+            "  select 1 from tenantgate.audit_log a where a.org_id = l.org_id"
+            "  and a.request_id = l.request_id and a.decision = 'allowed')", (org_id,)).fetchone()
+        charged = su.execute(
+            "select count(*), coalesce(sum(amount), 0) from tenantgate.credit_ledger"
+            " where org_id = %s and kind = 'spend' and outcome = 'charged'", (org_id,)).fetchone()
+        dupes = su.execute(
+            "select count(*) from (select request_id from tenantgate.credit_ledger"
+            " where org_id = %s group by request_id having count(*) > 1) d", (org_id,)).fetchone()
+        balance = su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                             (org_id,)).fetchone()
+        broken = su.execute("select count(*) from tenantgate.audit_verify(%s)"
+                            " where first_broken_seq is not null", (org_id,)).fetchone()
+    assert unaudited == (0,), "a credit was charged without its audit row"
+    assert dupes == (0,), "a request id was charged twice"
+    assert charged is not None
+    assert balance == (granted - charged[1],)
+    assert broken == (0,)
+    return {"charged": int(charged[0]), "spent": int(charged[1])}
+
+
+async def test_a_backend_killed_before_commit_loses_nothing_and_a_retry_charges_once(
+        database: Any, world: World, sessions: Sessions, gate: Gate) -> None:
+    _, claims = sessions.open("Acme")
+    killed: list[str] = []
+
+    async def kill(conn: psycopg.AsyncConnection[Any]) -> None:
+        with psycopg.connect(database.superuser_dsn, autocommit=True) as su:
+            su.execute("select pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+    keys = [f"kill-{i}" for i in range(30)]
+    for i, key in enumerate(keys):
+        gate.fault_before_commit = kill if i % 3 == 0 else None
+        try:
+            out = await gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
+            assert len(out["items"]) == 3
+        except E.Unavailable:
+            killed.append(key)
+    gate.fault_before_commit = None
+    assert len(killed) == 10
+    with psycopg.connect(database.superuser_dsn, autocommit=True) as su:
+        for key in killed:  # the killed transaction left neither a charge nor an audit row
+            rid = f"{claims.session_id}:{key}"
+            assert su.execute("select count(*) from tenantgate.credit_ledger where request_id = %s",
+                              (rid,)).fetchone() == (0,)
+            assert su.execute("select count(*) from tenantgate.audit_log where request_id = %s"
+                              " and decision = 'allowed'", (rid,)).fetchone() == (0,)
+    for key in killed:  # the host retries with the same request key
+        out = await gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
+        assert len(out["items"]) == 3
+    for key in keys:  # and once more: replays, charged nothing
+        await gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
+    counts = ledger_invariants(database.superuser_dsn, claims.org_id, 10_000_000)
+    assert counts == {"charged": 30, "spent": 30}
+
+
+async def test_concurrent_duplicates_of_one_request_are_charged_once(
+        database: Any, world: World, sessions: Sessions, gate: Gate) -> None:
+    _, claims = sessions.open("Beta")
+    outs = await asyncio.gather(*(gate.call(claims, "account_health", {}, request_key="dup-1")
+                                  for _ in range(16)))
+    assert all(o == outs[0] for o in outs)
+    counts = ledger_invariants(database.superuser_dsn, claims.org_id, 10_000_000)
+    assert counts == {"charged": 1, "spent": 2}  # account_health costs 2
+
+
+def _restart(server: pgserver.RunningServer) -> None:
+    """pg_ctl restart (fast): every connection is cut; options come from postmaster.opts."""
+    bindir = pgserver.system_bindir()
+    assert bindir is not None
+    workdir = server._workdir
+    assert workdir is not None
+    command = [str(bindir / "pg_ctl"), "-D", str(workdir / "data"), "-m", "fast", "-w",
+               "-l", str(workdir / "server.log"), "restart"]
+    subprocess.run(pgserver._as_server_user(command, workdir),
+                   capture_output=True, check=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Any:
+    """A private system PostgreSQL (Debian's) that this module may restart."""
+    if pgserver.system_bindir() is None:
+        pytest.skip("no system PostgreSQL to restart (Debian package postgresql)")
+    server = pgserver.start_system()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_postgres_restarted_under_load_fails_cleanly_and_recovers_on_its_own(
+        own_server: pgserver.RunningServer, rel_signer: Any, rel_public_pem: Path) -> None:
+    name = "restart_under_load"
+    with psycopg.connect(own_server.dsn(), autocommit=True) as su:
+        su.execute(f"create database {name}")
+    migrate(url_for(own_server, name))
+    world = seed(own_server.dsn(name), credits=10_000_000)
+    dsn = own_server.dsn(name, user="tenantgate_mediator",
+                         password=ROLE_PASSWORDS["tenantgate_mediator"])
+    settings = make_settings(dsn, rel_public_pem, pool_min_size=4, pool_max_size=8,
+                             pool_timeout=2.0)
+    manager = SessionManager(own_server.dsn(name, user="tenantgate_session_manager"), rel_signer)
+    org = world.northwind
+    opened = manager.open(org_id=org.org_id, operator_id=org.operator_id,
+                          connector_id=org.connector_id,
+                          customer_id=org.customers["Acme"].customer_id,
+                          scopes=["read:tickets"], ttl_seconds=3600)
+    claims = TokenVerifier(settings).verify(opened.token)
+    mediator = await Mediator.start(settings)
+    log: list[tuple[float, bool, str]] = []  # (time, ok, error text)
+    stop_at = time.monotonic() + 120
+    restarted = asyncio.Event()
+    recovered_after: list[float] = []
+
+    async def caller() -> None:
+        while time.monotonic() < stop_at:
+            out = await mediator.call_tool(claims, "list_tickets", {"limit": 5})
+            ok = not out["isError"]
+            log.append((time.monotonic(), ok, "" if ok else out["content"][0]["text"]))
+            if ok and restarted.is_set() and len([x for x in log if x[1] and x[0] > t_up[0]]) > 200:
+                return
+            await asyncio.sleep(0 if ok else 0.05)
+
+    t_up = [0.0]
+    tasks = [asyncio.create_task(caller()) for _ in range(16)]
+    try:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(_restart, own_server)
+        t_up[0] = time.monotonic()
+        restarted.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await mediator.close()
+    before = [x for x in log if x[0] < t_up[0]]
+    after = [x for x in log if x[0] >= t_up[0]]
+    failures = [x for x in log if not x[1]]
+    assert any(x[1] for x in before), "no call succeeded before the restart"
+    assert failures, "the restart cut no call: the test did not test anything"
+    assert {x[2] for x in failures} <= CLEAN_ERRORS
+    first_ok = min(x[0] for x in after if x[1])
+    recovered_after.append(first_ok - t_up[0])
+    assert recovered_after[0] < 10
+    # once recovered, it stays recovered: the last 200 calls all succeeded
+    assert all(x[1] for x in sorted(log)[-200:])
+    counts = ledger_invariants(own_server.dsn(name), org.org_id, 10_000_000)
+    print(f"restart under load: {len(log)} calls, {len(failures)} failed cleanly "
+          f"({sorted({x[2] for x in failures})}), first success {recovered_after[0]:.2f} s after "
+          f"the server was back, {counts['charged']} charged calls all audited")
