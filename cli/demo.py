@@ -9,8 +9,8 @@ import socket
 import tempfile
 import threading
 import time
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +19,7 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg import sql
+from pydantic import SecretStr
 
 from mediator.demo_data import ALL_SCOPES, World, seed
 from mediator.sessions import OpenedSession, SessionManager
@@ -48,21 +49,39 @@ def _migrate(url: str) -> None:
 class DemoEnv:
     """Everything the demo set up; DSNs carry run-time passwords that die with the server."""
 
-    def __init__(self, server: Any, dbname: str, passwords: dict[str, str], port: int,
-                 world: World, workdir: Path) -> None:
+    def __init__(
+        self,
+        server: Any,
+        dbname: str,
+        passwords: dict[str, str],
+        port: int,
+        world: World,
+        workdir: Path,
+    ) -> None:
         self.server, self.dbname, self.passwords, self.port = server, dbname, passwords, port
         self.world, self.workdir = world, workdir
         key = ec.generate_private_key(ec.SECP256R1())  # generated now, never written to disk
         pub = workdir / "signing-key.pub.pem"
-        pub.write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        pub.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         self.url = f"http://127.0.0.1:{port}/mcp"
         self.settings = Settings(
-            database_url=self.dsn("tenantgate_mediator"), issuer="tenantgate-demo",
-            audience=self.url, jwt_public_key_file=pub, http_port=port, pool_min_size=2,
-            pool_max_size=8, rate_burst=20, rate_per_second=5.0)
-        self.signer = TokenSigner(issuer="tenantgate-demo", audience=self.url, private_key=key,
-                                  algorithm="ES256")
+            database_url=SecretStr(self.dsn("tenantgate_mediator")),
+            issuer="tenantgate-demo",
+            audience=self.url,
+            jwt_public_key_file=pub,
+            http_port=port,
+            pool_min_size=2,
+            pool_max_size=8,
+            rate_burst=20,
+            rate_per_second=5.0,
+        )
+        self.signer = TokenSigner(
+            issuer="tenantgate-demo", audience=self.url, private_key=key, algorithm="ES256"
+        )
         self.sessions = SessionManager(self.dsn("tenantgate_session_manager"), self.signer)
 
     def dsn(self, role: str | None = None) -> str:
@@ -73,9 +92,13 @@ class DemoEnv:
     def open(self, customer: str, scopes: list[str] | None = None) -> OpenedSession:
         org = self.world.northwind
         return self.sessions.open(
-            org_id=org.org_id, operator_id=org.operator_id, connector_id=org.connector_id,
-            customer_id=org.customers[customer].customer_id, scopes=scopes or DEMO_SCOPES,
-            ttl_seconds=3600)
+            org_id=org.org_id,
+            operator_id=org.operator_id,
+            connector_id=org.connector_id,
+            customer_id=org.customers[customer].customer_id,
+            scopes=scopes or DEMO_SCOPES,
+            ttl_seconds=3600,
+        )
 
 
 def setup(port: int) -> DemoEnv:
@@ -91,8 +114,11 @@ def setup(port: int) -> DemoEnv:
         _migrate(f"postgresql://{auth}@{server.host}:{server.port}/{dbname}")
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             for role, password in passwords.items():
-                conn.execute(sql.SQL("alter role {} password {}").format(
-                    sql.Identifier(role), sql.Literal(password)))
+                conn.execute(
+                    sql.SQL("alter role {} password {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
         world = seed(server.dsn(dbname))
         workdir = Path(tempfile.mkdtemp(prefix="tenantgate-demo-"))
         return DemoEnv(server, dbname, passwords, port, world, workdir)
@@ -116,8 +142,14 @@ def start_http_thread(settings: Settings) -> tuple[Any, threading.Thread]:
 
     from mediator.http import HttpApp
 
-    config = uvicorn.Config(HttpApp(settings), host="127.0.0.1", port=settings.http_port,
-                            lifespan="on", log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        HttpApp(settings),
+        host="127.0.0.1",
+        port=settings.http_port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -130,8 +162,12 @@ def start_http_thread(settings: Settings) -> tuple[Any, threading.Thread]:
 
 
 def demo(
-    scripted: Annotated[bool, typer.Option(
-        "--scripted", help="Play a narrated session with the SDK's client, then exit.")] = False,
+    scripted: Annotated[
+        bool,
+        typer.Option(
+            "--scripted", help="Play a narrated session with the SDK's client, then exit."
+        ),
+    ] = False,
     port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1.")] = 8765,
 ) -> None:
     """Start an embedded Postgres, seed two orgs, serve the mediator, print ready tokens."""
@@ -159,13 +195,15 @@ def print_tokens(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> None
     typer.echo(f"\ntenantgate mediator on {env.url} (Streamable HTTP, loopback only)\n")
     for name, s in (("Acme", acme), ("Beta", beta)):
         typer.echo(f"token for customer {name} (valid 1 hour):\n{s.token}\n")
-    typer.echo("connect a real MCP client, e.g.:\n"
-               f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
-               '--method tools/list --header "Authorization: Bearer <token>"\n'
-               f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
-               "--method tools/call --tool-name account_health "
-               '--header "Authorization: Bearer <token>"\n'
-               "Ctrl-C stops the mediator and deletes the database.")
+    typer.echo(
+        "connect a real MCP client, e.g.:\n"
+        f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
+        '--method tools/list --header "Authorization: Bearer <token>"\n'
+        f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
+        "--method tools/call --tool-name account_health "
+        '--header "Authorization: Bearer <token>"\n'
+        "Ctrl-C stops the mediator and deletes the database."
+    )
 
 
 @asynccontextmanager
@@ -175,8 +213,10 @@ async def _client(url: str, token: str) -> AsyncIterator[Any]:
     from mcp.client.streamable_http import streamable_http_client
 
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    async with http, Client(streamable_http_client(url, http_client=http), mode="legacy",
-                            cache=None) as client:
+    async with (
+        http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as client,
+    ):
         yield client
 
 
@@ -206,10 +246,15 @@ async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
         step("cross-tenant argument", r.is_error, _text(r))
         claims = TokenVerifier(env.settings).verify(acme.token)
         forged = env.signer.mint(
-            operator_id=claims.operator_id, org_id=claims.org_id,
-            connector_id=claims.connector_id, customer_id=org.customers["Beta"].customer_id,
-            session_id=claims.session_id, session_secret=claims.session_secret,
-            scopes=sorted(claims.scopes), lifetime_seconds=300)
+            operator_id=claims.operator_id,
+            org_id=claims.org_id,
+            connector_id=claims.connector_id,
+            customer_id=org.customers["Beta"].customer_id,
+            session_id=claims.session_id,
+            session_secret=claims.session_secret,
+            scopes=sorted(claims.scopes),
+            lifetime_seconds=300,
+        )
     async with _client(env.url, forged) as c:
         r = await c.call_tool("list_tickets", {})
         step("Acme's session pointed at Beta", r.is_error and _text(r) == "not found", _text(r))
@@ -217,9 +262,11 @@ async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
         r = await c.call_tool("get_subscription", {})
         step("Beta reads its subscription", not r.is_error, _text(r))
         with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:
-            conn.execute("update tenantgate.customer_accounts set status = 'paused'"
-                         " where org_id = %s and customer_id = %s",
-                         (org.org_id, org.customers["Beta"].customer_id))
+            conn.execute(
+                "update tenantgate.customer_accounts set status = 'paused'"
+                " where org_id = %s and customer_id = %s",
+                (org.org_id, org.customers["Beta"].customer_id),
+            )
         r = await c.call_tool("get_subscription", {})
         step("Beta paused, next call", r.is_error and _text(r) == "not found", _text(r))
     async with _client(env.url, acme.token) as c:
@@ -227,21 +274,28 @@ async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
         r = await c.call_tool("issue_refund", args)
         step("refund asks for approval", r.is_error and "approval" in _text(r), _text(r))
         approval_id = _text(r).split("approval ")[-1].split(" ")[0]
-        Approvals(env.dsn("tenantgate_admin")).approve(org.org_id, approval_id,
-                                                       org.second_operator_id)
+        Approvals(env.dsn("tenantgate_admin")).approve(
+            org.org_id, approval_id, org.second_operator_id
+        )
         r = await c.call_tool("issue_refund", args)
         step("approved refund runs once", not r.is_error, _text(r))
         with psycopg.connect(env.dsn(), autocommit=True) as conn:
-            conn.execute("update tenantgate.credit_accounts set balance = 1 where org_id = %s",
-                         (org.org_id,))
+            conn.execute(
+                "update tenantgate.credit_accounts set balance = 1 where org_id = %s", (org.org_id,)
+            )
         r1 = await c.call_tool("list_invoices", {})
         r2 = await c.call_tool("list_invoices", {})
         step("credits run out", not r1.is_error and r2.is_error, _text(r2))
     with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:
-        rows = conn.execute("select org_id, rows_checked, first_broken_seq, problem"
-                            " from tenantgate.audit_verify(%s)", (org.org_id,)).fetchall()
+        rows = conn.execute(
+            "select org_id, rows_checked, first_broken_seq, problem"
+            " from tenantgate.audit_verify(%s)",
+            (org.org_id,),
+        ).fetchall()
     intact = bool(rows) and all(r[2] is None for r in rows)
     step("audit chain verifies", intact, f"{rows[0][1] if rows else 0} rows, intact={intact}")
-    typer.echo("demo finished: " + ("every promise held" if not failures
-                                    else f"{len(failures)} step(s) failed"))
+    typer.echo(
+        "demo finished: "
+        + ("every promise held" if not failures else f"{len(failures)} step(s) failed")
+    )
     return not failures

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,22 +15,26 @@ from mediator.hardening import harden
 from mediator.settings import Settings
 
 
-class Transport(str, Enum):
+class Transport(StrEnum):
     stdio = "stdio"
     http = "http"
 
 
 def serve(
-    transport: Annotated[Transport, typer.Option(help="stdio (token from TENANTGATE_TOKEN) or http.")
-                         ] = Transport.stdio,
+    transport: Annotated[
+        Transport, typer.Option(help="stdio (token from TENANTGATE_TOKEN) or http.")
+    ] = Transport.stdio,
     host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8765).")] = None,
     workers: Annotated[int | None, typer.Option(help="HTTP worker processes.")] = None,
 ) -> None:
     """Serve MCP tools for one customer per session; settings come from TENANTGATE_* variables."""
     # logs go to stderr: over stdio, stdout carries the protocol
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for name, value in (("HTTP_HOST", host), ("HTTP_PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"TENANTGATE_{name}"] = str(value)  # worker processes read the env too

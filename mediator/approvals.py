@@ -37,14 +37,17 @@ class Approvals:
                 "select approval_id, session_id, operator_id, customer_id, tool_name, arguments,"
                 " status, created_at from tenantgate.approvals"
                 " where org_id = %s and status = 'pending' order by created_at",
-                (org_id,)).fetchall()
+                (org_id,),
+            ).fetchall()
 
     def decide(self, org_id: str, approval_id: str, operator_id: str, approve: bool) -> str:
         """Approve or deny; the approved call then runs once, on its next identical call."""
         try:
             with psycopg.connect(self._dsn, autocommit=True) as conn:
-                row = conn.execute("select tenantgate.approval_decide(%s, %s, %s, %s)",
-                                   (org_id, approval_id, operator_id, approve)).fetchone()
+                row = conn.execute(
+                    "select tenantgate.approval_decide(%s, %s, %s, %s)",
+                    (org_id, approval_id, operator_id, approve),
+                ).fetchone()
         except psycopg.errors.NoDataFound:
             raise NotFound() from None
         return str(row[0]) if row else ""

@@ -25,9 +25,14 @@ def sql_context() -> LiteralString:
     return SET_CONTEXT
 
 
-def make_pool(settings: Settings, *, dsn: str | None = None, open: bool = False,
-              min_size: int | None = None, max_size: int | None = None
-              ) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+def make_pool(
+    settings: Settings,
+    *,
+    dsn: str | None = None,
+    open: bool = False,
+    min_size: int | None = None,
+    max_size: int | None = None,
+) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
     """An async pool of autocommit connections; the gate opens its own transactions."""
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -35,7 +40,8 @@ def make_pool(settings: Settings, *, dsn: str | None = None, open: bool = False,
         if settings.statement_timeout_ms:
             await conn.execute(
                 "select set_config('statement_timeout', %s, false)",
-                (str(settings.statement_timeout_ms),))
+                (str(settings.statement_timeout_ms),),
+            )
 
     return AsyncConnectionPool(
         dsn or settings.database_url.get_secret_value(),
@@ -52,9 +58,12 @@ def make_pool(settings: Settings, *, dsn: str | None = None, open: bool = False,
 async def load_policy(pool: AsyncConnectionPool[Any]) -> DataPolicy:
     """Column data classes and scope ceilings, declared in SQL next to the schema."""
     async with pool.connection() as conn:
-        cols = await (await conn.execute(
-            "select relation || '.' || column_name, data_class"
-            " from tenantgate.column_classes")).fetchall()
-        scopes = await (await conn.execute(
-            "select scope, max_class from tenantgate.scope_classes")).fetchall()
+        cols = await (
+            await conn.execute(
+                "select relation || '.' || column_name, data_class from tenantgate.column_classes"
+            )
+        ).fetchall()
+        scopes = await (
+            await conn.execute("select scope, max_class from tenantgate.scope_classes")
+        ).fetchall()
     return DataPolicy(columns=dict(cols), scopes=dict(scopes))

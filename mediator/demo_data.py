@@ -66,52 +66,116 @@ def seed(superuser_dsn: str, *, credits: int = 1000) -> World:
     today = dt.date.today()
     with psycopg.connect(superuser_dsn, autocommit=False) as conn:
         for org_name, customers in (("Northwind", ("Acme", "Beta")), ("Globex", ("Gamma",))):
-            org_id = str(_one(conn, "insert into tenantgate.orgs (name) values (%s) returning org_id",
-                              (org_name,)))
-            ops = [str(_one(conn, "insert into tenantgate.operators (org_id, email, display_name)"
-                                  " values (%s, %s, %s) returning operator_id",
-                            (org_id, f"{who}@{org_name.lower()}.example", who)))
-                   for who in ("csm", "lead")]
-            conn_id = str(_one(conn, "insert into tenantgate.connectors (org_id, name)"
-                                     " values (%s, 'product-db') returning connector_id", (org_id,)))
+            org_id = str(
+                _one(
+                    conn,
+                    "insert into tenantgate.orgs (name) values (%s) returning org_id",
+                    (org_name,),
+                )
+            )
+            ops = [
+                str(
+                    _one(
+                        conn,
+                        "insert into tenantgate.operators (org_id, email, display_name)"
+                        " values (%s, %s, %s) returning operator_id",
+                        (org_id, f"{who}@{org_name.lower()}.example", who),
+                    )
+                )
+                for who in ("csm", "lead")
+            ]
+            conn_id = str(
+                _one(
+                    conn,
+                    "insert into tenantgate.connectors (org_id, name)"
+                    " values (%s, 'product-db') returning connector_id",
+                    (org_id,),
+                )
+            )
             for tool, scope, side, cost in CATALOG:
-                conn.execute("insert into tenantgate.tools (org_id, connector_id, tool_name,"
-                             " required_scope, side_effect, credit_cost) values (%s,%s,%s,%s,%s,%s)",
-                             (org_id, conn_id, tool, scope, side, cost))
+                conn.execute(
+                    "insert into tenantgate.tools (org_id, connector_id, tool_name,"
+                    " required_scope, side_effect, credit_cost) values (%s,%s,%s,%s,%s,%s)",
+                    (org_id, conn_id, tool, scope, side, cost),
+                )
             conn.execute("select tenantgate.grant_credits(%s, %s, 'demo-seed')", (org_id, credits))
             org = Org(org_name, org_id, ops[0], ops[1], conn_id)
             for cname in customers:
-                cid = str(_one(conn, "insert into tenantgate.customer_accounts (org_id, connector_id,"
-                                     " name) values (%s, %s, %s) returning customer_id",
-                               (org_id, conn_id, cname)))
+                cid = str(
+                    _one(
+                        conn,
+                        "insert into tenantgate.customer_accounts (org_id, connector_id,"
+                        " name) values (%s, %s, %s) returning customer_id",
+                        (org_id, conn_id, cname),
+                    )
+                )
                 cust = Customer(cname, cid)
                 low = cname.lower()
                 conn.execute(
-                    "insert into demo.customer_profiles (org_id, customer_id, full_name, email, phone,"
-                    " company, country, notes) values (%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (org_id, cid, f"{cname} Admin", f"admin@{low}.example", "+1-555-0100",
-                     f"{cname} Inc", "DE", f"internal notes about {cname}"))
-                for i, (subject, status) in enumerate((
-                        (f"{cname}: login fails", "open"), (f"{cname}: invoice question", "pending"),
-                        (f"{cname}: export broken", "solved"))):
-                    cust.ticket_ids.append(_one(conn,
-                        "insert into demo.tickets (org_id, customer_id, subject, body, status)"
-                        " values (%s,%s,%s,%s,%s) returning ticket_id",
-                        (org_id, cid, subject, f"body {i}", status)))
-                for n, (cents, status, due) in enumerate((
+                    "insert into demo.customer_profiles (org_id, customer_id, full_name, email,"
+                    " phone, company, country, notes) values (%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (
+                        org_id,
+                        cid,
+                        f"{cname} Admin",
+                        f"admin@{low}.example",
+                        "+1-555-0100",
+                        f"{cname} Inc",
+                        "DE",
+                        f"internal notes about {cname}",
+                    ),
+                )
+                for i, (subject, status) in enumerate(
+                    (
+                        (f"{cname}: login fails", "open"),
+                        (f"{cname}: invoice question", "pending"),
+                        (f"{cname}: export broken", "solved"),
+                    )
+                ):
+                    cust.ticket_ids.append(
+                        _one(
+                            conn,
+                            "insert into demo.tickets (org_id, customer_id, subject, body, status)"
+                            " values (%s,%s,%s,%s,%s) returning ticket_id",
+                            (org_id, cid, subject, f"body {i}", status),
+                        )
+                    )
+                for n, (cents, status, due) in enumerate(
+                    (
                         (12000, "paid", today - dt.timedelta(days=40)),
                         (9900, "overdue", today - dt.timedelta(days=10)),
-                        (4500, "open", today + dt.timedelta(days=20)))):
-                    cust.invoice_ids.append(_one(conn,
-                        "insert into demo.invoices (org_id, customer_id, number, amount_cents, status,"
-                        " issued_on, due_on) values (%s,%s,%s,%s,%s,%s,%s) returning invoice_id",
-                        (org_id, cid, f"{cname[:2].upper()}-{n + 1:04d}", cents, status,
-                         due - dt.timedelta(days=30), due)))
+                        (4500, "open", today + dt.timedelta(days=20)),
+                    )
+                ):
+                    cust.invoice_ids.append(
+                        _one(
+                            conn,
+                            "insert into demo.invoices (org_id, customer_id, number,"
+                            " amount_cents, status, issued_on, due_on)"
+                            " values (%s,%s,%s,%s,%s,%s,%s) returning invoice_id",
+                            (
+                                org_id,
+                                cid,
+                                f"{cname[:2].upper()}-{n + 1:04d}",
+                                cents,
+                                status,
+                                due - dt.timedelta(days=30),
+                                due,
+                            ),
+                        )
+                    )
                 conn.execute(
                     "insert into demo.subscriptions (org_id, customer_id, plan, seats,"
                     " monthly_cents, renews_on) values (%s,%s,%s,%s,%s,%s)",
-                    (org_id, cid, "business" if cname != "Beta" else "starter", 12, 49900,
-                     today + dt.timedelta(days=90)))
+                    (
+                        org_id,
+                        cid,
+                        "business" if cname != "Beta" else "starter",
+                        12,
+                        49900,
+                        today + dt.timedelta(days=90),
+                    ),
+                )
                 org.customers[cname] = cust
             orgs[org_name] = org
         conn.commit()

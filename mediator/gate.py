@@ -27,9 +27,11 @@ logger = logging.getLogger("tenantgate.gate")
 # answer(approval_id, tool, arguments) -> True approved, False denied, None cannot ask
 Approver = Callable[[str, str, dict[str, Any]], Awaitable[bool | None]]
 
-TRUST_CHECK = ("select * from tenantgate.trust_check("
-               "%(org)s::uuid, %(conn)s::uuid, %(cust)s::uuid, %(secret)s)")
-AUDIT = ("select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)")
+TRUST_CHECK = (
+    "select * from tenantgate.trust_check("
+    "%(org)s::uuid, %(conn)s::uuid, %(cust)s::uuid, %(secret)s)"
+)
+AUDIT = "select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)"
 AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
 RATE = "select tenantgate.rate_take(%s, %s, %s)"
 APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
@@ -62,24 +64,41 @@ def _verified(rows: list[dict[str, Any]], claims: Claims) -> Verified | None:
     if not rows:
         return None
     first = rows[0]
-    if str(first["session_id"]) != claims.session_id or str(first["operator_id"]) != claims.operator_id:
+    if (
+        str(first["session_id"]) != claims.session_id
+        or str(first["operator_id"]) != claims.operator_id
+    ):
         return None  # the token names another session than its secret opens
     scopes = frozenset(first["scopes"]) & claims.scopes
-    catalog = {r["tool_name"]: Entry(r["tool_name"], r["required_scope"], r["side_effect"],
-                                     r["credit_cost"], r["description"]) for r in rows}
+    catalog = {
+        r["tool_name"]: Entry(
+            r["tool_name"],
+            r["required_scope"],
+            r["side_effect"],
+            r["credit_cost"],
+            r["description"],
+        )
+        for r in rows
+    }
     return Verified(str(first["session_id"]), str(first["operator_id"]), scopes, catalog)
 
 
 def args_hash(model: BaseModel) -> bytes:
-    return hashlib.sha256(orjson.dumps(model.model_dump(mode="json"),
-                                       option=orjson.OPT_SORT_KEYS)).digest()
+    return hashlib.sha256(
+        orjson.dumps(model.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    ).digest()
 
 
 class Gate:
     """Runs every tool call and tools/list through the database, in as few round trips as it can."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], registry: Registry, policy: DataPolicy,
-                 settings: Settings) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        registry: Registry,
+        policy: DataPolicy,
+        settings: Settings,
+    ) -> None:
         self.pool, self.registry, self.policy, self.settings = pool, registry, policy, settings
         # test hook: awaited with the connection after the read is sent, before its commit
         self.fault_before_commit: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None
@@ -97,13 +116,25 @@ class Gate:
             tool = self.registry.get(entry.name)
             if tool is None or entry.required_scope not in v.scopes:
                 continue
-            out.append({"name": tool.name, "description": entry.description or tool.description,
-                        "inputSchema": tool.input_schema(), "annotations": tool.annotations()})
+            out.append(
+                {
+                    "name": tool.name,
+                    "description": entry.description or tool.description,
+                    "inputSchema": tool.input_schema(),
+                    "annotations": tool.annotations(),
+                }
+            )
         return out
 
     # -- tools/call -------------------------------------------------------------------------
-    async def call(self, claims: Claims, name: str, arguments: dict[str, Any] | None,
-                   request_key: str | None = None, approver: Approver | None = None) -> Any:
+    async def call(
+        self,
+        claims: Claims,
+        name: str,
+        arguments: dict[str, Any] | None,
+        request_key: str | None = None,
+        approver: Approver | None = None,
+    ) -> Any:
         """Run one tool call; return its shaped result or raise a MediatorError."""
         key = request_key or uuid.uuid4().hex
         request_id = f"{claims.session_id}:{key}"[:200]
@@ -121,8 +152,9 @@ class Gate:
             result = await self._call(claims, name, arguments or {}, request_id + ":approved")
         return result
 
-    async def _call(self, claims: Claims, name: str, arguments: dict[str, Any],
-                    request_id: str) -> Any:
+    async def _call(
+        self, claims: Claims, name: str, arguments: dict[str, Any], request_id: str
+    ) -> Any:
         try:
             async with self.pool.connection() as conn:
                 return await self._run(conn, claims, name, arguments, request_id)
@@ -133,8 +165,14 @@ class Gate:
             logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
             raise mapped from None
 
-    async def _run(self, conn: psycopg.AsyncConnection[Any], claims: Claims, name: str,
-                   arguments: dict[str, Any], request_id: str) -> Any:
+    async def _run(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        claims: Claims,
+        name: str,
+        arguments: dict[str, Any],
+        request_id: str,
+    ) -> Any:
         # round trip 1: open the transaction, set the context, trust check + catalog
         async with conn.pipeline():
             await conn.execute("begin")
@@ -178,15 +216,25 @@ class Gate:
             detail["approval_id"] = str(approval_id)
             take_rate = False
         params = args.model_dump()
-        params.update(org_id=claims.org_id, customer_id=claims.customer_id,
-                      max_rows=s.max_rows + 1)
+        params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
         # round trip 2: admit (rate limit + credits), the template, its audit row, commit
         try:
             async with conn.pipeline():
-                admit = await conn.execute(ADMIT, (request_id, name, entry.credit_cost,
-                                                   s.rate_burst, s.rate_per_second, take_rate))
+                admit = await conn.execute(
+                    ADMIT,
+                    (
+                        request_id,
+                        name,
+                        entry.credit_cost,
+                        s.rate_burst,
+                        s.rate_per_second,
+                        take_rate,
+                    ),
+                )
                 data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
-                await conn.execute(AUDIT, (request_id, name, "allowed", orjson.dumps(detail).decode()))
+                await conn.execute(
+                    AUDIT, (request_id, name, "allowed", orjson.dumps(detail).decode())
+                )
                 if self.fault_before_commit is not None:
                     await self.fault_before_commit(conn)
                 await conn.execute("commit")
@@ -196,12 +244,18 @@ class Gate:
         rows = await data.fetchall()
         return self._shape(tool, v, rows, balance[0] if balance else None)
 
-    def _shape(self, tool: Tool, v: Verified, rows: list[dict[str, Any]],
-               balance: int | None) -> Any:
+    def _shape(
+        self, tool: Tool, v: Verified, rows: list[dict[str, Any]], balance: int | None
+    ) -> Any:
         s = self.settings
-        shaped = shape_rows(rows, column_of=tool.column_of, policy=self.policy,
-                            ceiling=self.policy.ceiling(v.scopes), max_rows=s.max_rows,
-                            max_bytes=s.max_bytes)
+        shaped = shape_rows(
+            rows,
+            column_of=tool.column_of,
+            policy=self.policy,
+            ceiling=self.policy.ceiling(v.scopes),
+            max_rows=s.max_rows,
+            max_bytes=s.max_bytes,
+        )
         if not tool.many:
             if not shaped.rows:
                 raise E.NotFound()
@@ -213,26 +267,42 @@ class Gate:
         return out
 
     # -- endings that are not a successful read ---------------------------------------------
-    async def _finish(self, conn: psycopg.AsyncConnection[Any], request_id: str, name: str,
-                      decision: str, detail: dict[str, Any]) -> None:
+    async def _finish(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        request_id: str,
+        name: str,
+        decision: str,
+        detail: dict[str, Any],
+    ) -> None:
         """Audit a refusal inside the verified transaction and commit it (one round trip)."""
         async with conn.pipeline():
             await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
             await conn.execute("commit")
 
-    async def _deny_untrusted(self, conn: psycopg.AsyncConnection[Any], claims: Claims,
-                              name: str, request_id: str) -> None:
+    async def _deny_untrusted(
+        self, conn: psycopg.AsyncConnection[Any], claims: Claims, name: str, request_id: str
+    ) -> None:
         async with conn.pipeline():
             await conn.execute("commit")  # nothing was written; ends the read-only transaction
-            await conn.execute(AUDIT_DENIAL, (claims.org_id, request_id, name[:64],
-                                              "trust_check_failed", "{}"))
+            await conn.execute(
+                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
+            )
 
-    async def _refuse(self, conn: psycopg.AsyncConnection[Any], claims: Claims, request_id: str,
-                      name: str, exc: psycopg.Error, detail: dict[str, Any]) -> NoReturn:
+    async def _refuse(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        claims: Claims,
+        request_id: str,
+        name: str,
+        exc: psycopg.Error,
+        detail: dict[str, Any],
+    ) -> NoReturn:
         """A statement failed mid-call: roll back, audit why in a fresh transaction, re-raise."""
         mapped = E.from_psycopg(exc)
         decision = {E.RateLimited: "rate_limited", E.NoCredit: "no_credit"}.get(
-            type(mapped), "error")
+            type(mapped), "error"
+        )
         if decision == "error":
             logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
             detail = {**detail, "sqlstate": exc.sqlstate}
@@ -268,5 +338,9 @@ def _ctx_params(c: Claims) -> dict[str, str]:
 
 
 def _tc_params(c: Claims) -> dict[str, str]:
-    return {"org": c.org_id, "conn": c.connector_id, "cust": c.customer_id,
-            "secret": c.session_secret}
+    return {
+        "org": c.org_id,
+        "conn": c.connector_id,
+        "cust": c.customer_id,
+        "secret": c.session_secret,
+    }

@@ -31,8 +31,10 @@ def harden() -> dict[str, bool]:
         except OSError as exc:
             logger.warning("hardening: cannot mark the process not dumpable: %s", exc)
     else:
-        logger.warning("hardening: not-dumpable is Linux only; ptrace protection not applied "
-                       "on %s", sys.platform)
+        logger.warning(
+            "hardening: not-dumpable is Linux only; ptrace protection not applied on %s",
+            sys.platform,
+        )
     if all(done.values()):
         logger.info("hardening: core dumps off, process not dumpable")
     return done

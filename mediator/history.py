@@ -37,7 +37,9 @@ class History:
             cur = await conn.execute(
                 "insert into tenantgate.session_messages (org_id, session_id, role, content)"
                 " select c.org_id, c.session_id, %s, %s from tenantgate.session_context() c"
-                " returning message_id", (role, content))
+                " returning message_id",
+                (role, content),
+            )
             await conn.execute("commit")
         row = await cur.fetchone()
         return int(row[0]) if row else None
@@ -49,9 +51,11 @@ class History:
             cur = await conn.cursor(row_factory=class_row(Message)).execute(
                 "select message_id, role, content, created_at from tenantgate.session_messages"
                 " where org_id = %s and session_id = %s order by message_id limit %s",
-                (claims.org_id, claims.session_id, limit))
+                (claims.org_id, claims.session_id, limit),
+            )
             await conn.execute("commit")
-        return await cur.fetchall()
+        rows: list[Message] = await cur.fetchall()
+        return rows
 
 
 def _ctx(c: Claims) -> dict[str, str]:

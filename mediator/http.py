@@ -32,8 +32,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
-LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
-                    "http://127.0.0.1", "http://localhost", "http://[::1]")
+LOOPBACK_ORIGINS = (
+    "http://127.0.0.1:*",
+    "http://localhost:*",
+    "http://[::1]:*",
+    "http://127.0.0.1",
+    "http://localhost",
+    "http://[::1]",
+)
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 JSON = b"application/json"
 
@@ -53,13 +59,19 @@ class HttpApp:
         self.allowed_hosts = tuple(settings.allowed_hosts) or LOOPBACK_HOSTS
         self.allowed_origins = tuple(settings.allowed_origins) or LOOPBACK_ORIGINS
         self.max_bytes = settings.max_request_bytes
-        self.metadata = orjson.dumps({
-            "resource": settings.audience,
-            "authorization_servers": [settings.issuer],
-            "bearer_methods_supported": ["header"],
-            "resource_name": "tenantgate mediator",
-        })
+        self.metadata = orjson.dumps(
+            {
+                "resource": settings.audience,
+                "authorization_servers": [settings.issuer],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "tenantgate mediator",
+            }
+        )
         self.metadata_url = _metadata_url(settings.audience)
+        self.challenge = (
+            'Bearer error="invalid_token", error_description="token missing or invalid", '
+            f'resource_metadata="{self.metadata_url}"'
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -110,10 +122,17 @@ class HttpApp:
             return await _plain(send, 413, b"request too large")
         claims = self._claims(headers)
         if claims is None:
-            return await _plain(send, 401, b"unauthorized", [(
-                b"www-authenticate",
-                f'Bearer error="invalid_token", error_description="token missing or invalid", '
-                f'resource_metadata="{self.metadata_url}"'.encode())])
+            return await _plain(
+                send,
+                401,
+                b"unauthorized",
+                [
+                    (
+                        b"www-authenticate",
+                        self.challenge,
+                    )
+                ],
+            )
         body = await _read_body(receive, self.max_bytes)
         if body is None:
             return await _plain(send, 413, b"request too large")
@@ -121,8 +140,11 @@ class HttpApp:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             return await _send(send, 400, orjson.dumps(_rpc_error(None, -32700, "parse error")))
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(
-                message.get("method"), str):
+        if (
+            not isinstance(message, dict)
+            or message.get("jsonrpc") != "2.0"
+            or not isinstance(message.get("method"), str)
+        ):
             return await _send(send, 400, orjson.dumps(_rpc_error(None, -32600, "invalid request")))
         if "id" not in message:
             return await _plain(send, 202, b"")  # a notification: nothing to answer
@@ -135,7 +157,7 @@ class HttpApp:
 
     def _claims(self, headers: dict[bytes, bytes]) -> Any:
         auth = headers.get(b"authorization", b"")
-        if not auth[:7].lower() == b"bearer ":
+        if auth[:7].lower() != b"bearer ":
             return None
         assert self.mediator is not None
         try:
@@ -151,7 +173,8 @@ class HttpApp:
         assert self.mediator is not None
         if method == "tools/call":
             result = await self.mediator.call_tool(
-                claims, params.get("name"), params.get("arguments"), params.get("_meta"))
+                claims, params.get("name"), params.get("arguments"), params.get("_meta")
+            )
         elif method == "tools/list":
             result = {"tools": await self.mediator.list_tools(claims)}
         elif method == "initialize":
@@ -194,9 +217,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send: Send, status: int, body: bytes,
-                extra: list[tuple[bytes, bytes]] | None = None,
-                content_type: bytes = JSON) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes = JSON,
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)
@@ -204,8 +231,9 @@ async def _send(send: Send, status: int, body: bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-async def _plain(send: Send, status: int, body: bytes,
-                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await _send(send, status, body, extra, b"text/plain; charset=utf-8")
 
 
@@ -219,12 +247,20 @@ def serve_http(settings: Settings) -> None:
     import uvicorn
 
     if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not settings.allowed_hosts:
-        raise SystemExit("binding beyond loopback needs TENANTGATE_ALLOWED_HOSTS and "
-                         "TENANTGATE_ALLOWED_ORIGINS")
-    common: dict[str, Any] = dict(host=settings.http_host, port=settings.http_port,
-                                  loop="uvloop", http="httptools", lifespan="on",
-                                  log_level="warning", access_log=False,
-                                  server_header=False, proxy_headers=False)
+        raise SystemExit(
+            "binding beyond loopback needs TENANTGATE_ALLOWED_HOSTS and TENANTGATE_ALLOWED_ORIGINS"
+        )
+    common: dict[str, Any] = dict(
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
     if settings.workers > 1:
         uvicorn.run("mediator.http:create_app", factory=True, workers=settings.workers, **common)
     else:

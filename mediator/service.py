@@ -29,15 +29,23 @@ def error_result(message: str) -> dict[str, Any]:
 
 
 def ok_result(value: Any) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": dumps(value).decode()}],
-            "structuredContent": value, "isError": False}
+    return {
+        "content": [{"type": "text", "text": dumps(value).decode()}],
+        "structuredContent": value,
+        "isError": False,
+    }
 
 
 class Mediator:
     """One per process: the verifier, the pool and the gate every transport shares."""
 
-    def __init__(self, settings: Settings, verifier: TokenVerifier, gate: Gate,
-                 pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: TokenVerifier,
+        gate: Gate,
+        pool: AsyncConnectionPool[Any],
+    ) -> None:
         self.settings, self.verifier, self.gate, self.pool = settings, verifier, gate, pool
         self._verified: dict[str, Claims] = {}
 
@@ -47,8 +55,12 @@ class Mediator:
         pool = make_pool(settings)
         await pool.open(wait=True)
         gate = Gate(pool, registry or default_registry(), await load_policy(pool), settings)
-        logger.info("mediator ready: pool %d..%d, prepare_threshold=%s", settings.pool_min_size,
-                    settings.pool_max_size, settings.prepare_threshold)
+        logger.info(
+            "mediator ready: pool %d..%d, prepare_threshold=%s",
+            settings.pool_min_size,
+            settings.pool_max_size,
+            settings.prepare_threshold,
+        )
         return cls(settings, verifier, gate, pool)
 
     async def close(self) -> None:
@@ -75,15 +87,23 @@ class Mediator:
             logger.exception("tools/list failed")
             return []
 
-    async def call_tool(self, claims: Claims, name: str, arguments: Any,
-                        meta: dict[str, Any] | None = None,
-                        approver: Approver | None = None) -> dict[str, Any]:
+    async def call_tool(
+        self,
+        claims: Claims,
+        name: Any,
+        arguments: Any,
+        meta: dict[str, Any] | None = None,
+        approver: Approver | None = None,
+    ) -> dict[str, Any]:
         """A CallToolResult as a dict; every failure is a tool error, never a protocol crash."""
         key = (meta or {}).get(REQUEST_KEY_META)
         if not (isinstance(key, str) and 1 <= len(key) <= 100):
             key = None
-        if not isinstance(name, str) or len(name) > 64 or not (
-                arguments is None or isinstance(arguments, dict)):
+        if (
+            not isinstance(name, str)
+            or len(name) > 64
+            or not (arguments is None or isinstance(arguments, dict))
+        ):
             return error_result(E.NotFound().message)
         try:
             value = await self.gate.call(claims, name, arguments, key, approver)

@@ -56,8 +56,15 @@ class Shaped:
     dropped: tuple[str, ...]
 
 
-def shape_rows(rows: list[dict[str, Any]], *, column_of: Any, policy: DataPolicy,
-               ceiling: int, max_rows: int, max_bytes: int) -> Shaped:
+def shape_rows(
+    rows: list[dict[str, Any]],
+    *,
+    column_of: Any,
+    policy: DataPolicy,
+    ceiling: int,
+    max_rows: int,
+    max_bytes: int,
+) -> Shaped:
     """Apply the field allowlist, masking, and row and byte limits."""
     if not rows:
         return Shaped([], False, (), ())

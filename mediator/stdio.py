@@ -39,14 +39,17 @@ def build_server(mediator: Mediator, token: str) -> Server[Any]:
             c = claims()
         except E.TokenError:
             return types.CallToolResult.model_validate(error_result("invalid token"))
-        meta = params.meta.model_dump(by_alias=True) if params.meta is not None else None
-        result = await mediator.call_tool(c, params.name, params.arguments, meta,
-                                          _approver(ctx))
+        meta = dict(params.meta) if params.meta is not None else None
+        result = await mediator.call_tool(c, params.name, params.arguments, meta, _approver(ctx))
         return types.CallToolResult.model_validate(result)
 
-    return Server(SERVER_NAME, version=SERVER_VERSION,
-                  instructions="Tools act for one customer, fixed by your session token.",
-                  on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+    return Server(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions="Tools act for one customer, fixed by your session token.",
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+    )
 
 
 def _approver(ctx: Any) -> Approver | None:
@@ -61,9 +64,13 @@ def _approver(ctx: Any) -> Approver | None:
         try:
             answer = await session.elicit_form(
                 f"Approve {tool}({shown})? (approval {approval_id})",
-                {"type": "object", "properties": {"approve": {"type": "boolean"}},
-                 "required": ["approve"]},
-                related_request_id=ctx.request_id)
+                {
+                    "type": "object",
+                    "properties": {"approve": {"type": "boolean"}},
+                    "required": ["approve"],
+                },
+                related_request_id=ctx.request_id,
+            )
         except Exception:
             logger.info("elicitation unavailable; approval %s stays pending", approval_id)
             return None

@@ -21,8 +21,21 @@ from mediator.settings import Settings
 logger = logging.getLogger("tenantgate.tokens")
 
 ASYMMETRIC = ("ES256", "EdDSA")
-REQUIRED = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti",
-            "tg_org", "tg_conn", "tg_cust", "tg_sid", "tg_secret", "scope")
+REQUIRED = (
+    "iss",
+    "aud",
+    "sub",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "tg_org",
+    "tg_conn",
+    "tg_cust",
+    "tg_sid",
+    "tg_secret",
+    "scope",
+)
 UUID_CLAIMS = ("sub", "tg_org", "tg_conn", "tg_cust", "tg_sid")
 
 
@@ -41,8 +54,10 @@ class Claims:
     expires_at: int
 
     def __repr__(self) -> str:  # never print the secret
-        return (f"Claims(org={self.org_id}, customer={self.customer_id}, "
-                f"session={self.session_id}, scopes={sorted(self.scopes)})")
+        return (
+            f"Claims(org={self.org_id}, customer={self.customer_id}, "
+            f"session={self.session_id}, scopes={sorted(self.scopes)})"
+        )
 
 
 class TokenVerifier:
@@ -61,8 +76,10 @@ class TokenVerifier:
             if len(secret) < 32:
                 raise ValueError("dev HS256 secret must be at least 32 bytes")
             self._hs_secret = secret
-            logger.warning("DEVELOPMENT MODE: HS256 shared-secret tokens accepted; "
-                           "never run this in production")
+            logger.warning(
+                "DEVELOPMENT MODE: HS256 shared-secret tokens accepted; "
+                "never run this in production"
+            )
             self.algorithms = ["HS256"]
             return
         self.algorithms = sorted(algs & set(ASYMMETRIC))
@@ -91,8 +108,9 @@ class TokenVerifier:
         if self._hs_secret is not None:
             return self._hs_secret
         kid = header.get("kid")
-        key = self._keys.get(kid) or (self._keys.get(None) if kid is None or len(self._keys) == 1
-                                      else None)
+        key = self._keys.get(kid) or (
+            self._keys.get(None) if kid is None or len(self._keys) == 1 else None
+        )
         if key is None:
             raise TokenError()
         return key
@@ -106,11 +124,17 @@ class TokenVerifier:
                 raise TokenError()
             key = self._key_for(header)
             if self._hs_secret is None and not isinstance(
-                    key, (EllipticCurvePublicKey, Ed25519PublicKey)):
+                key, (EllipticCurvePublicKey, Ed25519PublicKey)
+            ):
                 raise TokenError()
             payload: dict[str, Any] = jwt.decode(
-                token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": list(REQUIRED), "strict_aud": True},
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED), "strict_aud": True},
             )
         except TokenError:
             raise
@@ -124,7 +148,11 @@ class TokenVerifier:
         iat, nbf, exp = p["iat"], p["nbf"], p["exp"]
         if not all(isinstance(v, int) for v in (iat, nbf, exp)):
             raise TokenError()
-        if iat > now + self.leeway or exp - iat > self.max_lifetime or exp - nbf > self.max_lifetime:
+        if (
+            iat > now + self.leeway
+            or exp - iat > self.max_lifetime
+            or exp - nbf > self.max_lifetime
+        ):
             logger.info("token refused: lifetime")
             raise TokenError()
         try:
@@ -137,9 +165,15 @@ class TokenVerifier:
         if not (isinstance(scope, str) and len(scope) <= 2048 and isinstance(jti, str)):
             raise TokenError()
         return Claims(
-            operator_id=ids["sub"], org_id=ids["tg_org"], connector_id=ids["tg_conn"],
-            customer_id=ids["tg_cust"], session_id=ids["tg_sid"], session_secret=secret,
-            scopes=frozenset(scope.split()), jti=jti, expires_at=exp,
+            operator_id=ids["sub"],
+            org_id=ids["tg_org"],
+            connector_id=ids["tg_conn"],
+            customer_id=ids["tg_cust"],
+            session_id=ids["tg_sid"],
+            session_secret=secret,
+            scopes=frozenset(scope.split()),
+            jti=jti,
+            expires_at=exp,
         )
 
 
@@ -153,30 +187,64 @@ def _load_public_pem(pem: bytes) -> Any:
 class TokenSigner:
     """Mints tokens for the session manager (private key never leaves this object)."""
 
-    def __init__(self, *, issuer: str, audience: str, private_key: Any, algorithm: str,
-                 kid: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        private_key: Any,
+        algorithm: str,
+        kid: str | None = None,
+    ) -> None:
         if algorithm not in (*ASYMMETRIC, "HS256"):
             raise ValueError(f"unsupported algorithm {algorithm!r}")
         self.issuer, self.audience, self.algorithm, self.kid = issuer, audience, algorithm, kid
         self._key = private_key
 
     @classmethod
-    def from_pem_file(cls, path: Path, *, issuer: str, audience: str, algorithm: str = "ES256",
-                      kid: str | None = None) -> TokenSigner:
+    def from_pem_file(
+        cls,
+        path: Path,
+        *,
+        issuer: str,
+        audience: str,
+        algorithm: str = "ES256",
+        kid: str | None = None,
+    ) -> TokenSigner:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         key = load_pem_private_key(path.read_bytes(), password=None)
         return cls(issuer=issuer, audience=audience, private_key=key, algorithm=algorithm, kid=kid)
 
-    def mint(self, *, operator_id: str, org_id: str, connector_id: str, customer_id: str,
-             session_id: str, session_secret: str, scopes: list[str] | tuple[str, ...],
-             lifetime_seconds: int, now: int | None = None, **extra: Any) -> str:
+    def mint(
+        self,
+        *,
+        operator_id: str,
+        org_id: str,
+        connector_id: str,
+        customer_id: str,
+        session_id: str,
+        session_secret: str,
+        scopes: list[str] | tuple[str, ...],
+        lifetime_seconds: int,
+        now: int | None = None,
+        **extra: Any,
+    ) -> str:
         t = int(time.time()) if now is None else now
         claims: dict[str, Any] = {
-            "iss": self.issuer, "aud": self.audience, "sub": operator_id,
-            "iat": t, "nbf": t, "exp": t + lifetime_seconds, "jti": str(uuid.uuid4()),
-            "tg_org": org_id, "tg_conn": connector_id, "tg_cust": customer_id,
-            "tg_sid": session_id, "tg_secret": session_secret, "scope": " ".join(scopes),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": operator_id,
+            "iat": t,
+            "nbf": t,
+            "exp": t + lifetime_seconds,
+            "jti": str(uuid.uuid4()),
+            "tg_org": org_id,
+            "tg_conn": connector_id,
+            "tg_cust": customer_id,
+            "tg_sid": session_id,
+            "tg_secret": session_secret,
+            "scope": " ".join(scopes),
         }
         claims.update(extra)
         headers = {"kid": self.kid} if self.kid else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 from pydantic import BaseModel
 
@@ -33,8 +33,12 @@ class Tool:
         return self.input_model.model_json_schema()
 
     def annotations(self) -> dict[str, Any]:
-        return {"readOnlyHint": self.read_only, "destructiveHint": self.destructive,
-                "idempotentHint": self.idempotent, "openWorldHint": False}
+        return {
+            "readOnlyHint": self.read_only,
+            "destructiveHint": self.destructive,
+            "idempotentHint": self.idempotent,
+            "openWorldHint": False,
+        }
 
 
 _NAME = re.compile(r"^-- name: ([a-z][a-z0-9_]*)\s*$", re.MULTILINE)
@@ -46,10 +50,12 @@ def load_queries(path: Path) -> dict[str, LiteralString]:
     parts = _NAME.split(text)
     queries: dict[str, LiteralString] = {}
     for i in range(1, len(parts), 2):
-        body = "\n".join(ln for ln in parts[i + 1].strip().splitlines()
-                         if not ln.lstrip().startswith("--"))
+        body = "\n".join(
+            ln for ln in parts[i + 1].strip().splitlines() if not ln.lstrip().startswith("--")
+        )
         # the file ships with the package and is never built from input
-        queries[parts[i]] = cast(LiteralString, body.strip().rstrip(";"))
+        text_sql: LiteralString = body.strip().rstrip(";")
+        queries[parts[i]] = text_sql
     return queries
 
 

@@ -35,11 +35,15 @@ def es_key() -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture(scope="session")
-def public_pem_file(tmp_path_factory: pytest.TempPathFactory,
-                    es_key: ec.EllipticCurvePrivateKey) -> Path:
+def public_pem_file(
+    tmp_path_factory: pytest.TempPathFactory, es_key: ec.EllipticCurvePrivateKey
+) -> Path:
     path = tmp_path_factory.mktemp("keys") / "signing.pub.pem"
-    path.write_bytes(es_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    path.write_bytes(
+        es_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return path
 
 
@@ -50,9 +54,16 @@ def world(database: TestDatabase) -> World:
 
 @pytest.fixture
 def settings(database: TestDatabase, public_pem_file: Path) -> Settings:
-    return Settings(database_url=database.mediator_dsn, issuer=ISSUER, audience=AUDIENCE,
-                    jwt_public_key_file=public_pem_file, pool_min_size=1, pool_max_size=4,
-                    rate_burst=1000, rate_per_second=1000.0)
+    return Settings(
+        database_url=database.mediator_dsn,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        jwt_public_key_file=public_pem_file,
+        pool_min_size=1,
+        pool_max_size=4,
+        rate_burst=1000,
+        rate_per_second=1000.0,
+    )
 
 
 @pytest.fixture
@@ -77,13 +88,22 @@ OpenFn = Callable[..., OpenedSession]
 def open_session(world: World, sessions: SessionManager) -> OpenFn:
     """open_session(customer="Acme", org="Northwind", scopes=[...]) -> OpenedSession."""
 
-    def _open(customer: str = "Acme", org: str = "Northwind", scopes: list[str] | None = None,
-              ttl_seconds: int = 900, operator: str = "csm") -> OpenedSession:
+    def _open(
+        customer: str = "Acme",
+        org: str = "Northwind",
+        scopes: list[str] | None = None,
+        ttl_seconds: int = 900,
+        operator: str = "csm",
+    ) -> OpenedSession:
         o = world.orgs[org]
         return sessions.open(
-            org_id=o.org_id, operator_id=o.operator_id if operator == "csm" else o.second_operator_id,
-            connector_id=o.connector_id, customer_id=o.customers[customer].customer_id,
-            scopes=ALL_SCOPES if scopes is None else scopes, ttl_seconds=ttl_seconds)
+            org_id=o.org_id,
+            operator_id=o.operator_id if operator == "csm" else o.second_operator_id,
+            connector_id=o.connector_id,
+            customer_id=o.customers[customer].customer_id,
+            scopes=ALL_SCOPES if scopes is None else scopes,
+            ttl_seconds=ttl_seconds,
+        )
 
     return _open
 
@@ -105,7 +125,7 @@ def tool_names(tools: list[dict[str, Any]]) -> set[str]:
 @pytest.fixture
 def capture_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     caplog.set_level("DEBUG")
-    yield caplog
+    return caplog
 
 
 @pytest.fixture
@@ -122,8 +142,15 @@ def http_url(settings: Settings) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(HttpApp(settings), host="127.0.0.1", port=port, lifespan="on",
-                            log_level="warning", access_log=False, loop="asyncio")
+    config = uvicorn.Config(
+        HttpApp(settings),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        loop="asyncio",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -25,18 +25,23 @@ def audit_rows(db: TestDatabase, org_id: str) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(
             "select decision, tool_name, request_id, detail from tenantgate.audit_log"
-            " where org_id = %s order by seq", (org_id,)).fetchall()
+            " where org_id = %s order by seq",
+            (org_id,),
+        ).fetchall()
 
 
 async def test_allowed_read_returns_only_the_sessions_customer(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     out = await gate.call(verifier.verify(open_session("Acme").token), "list_tickets", {})
     subjects = [t["subject"] for t in out["items"]]
-    assert len(subjects) == 3 and all(x.startswith("Acme:") for x in subjects)
+    assert len(subjects) == 3
+    assert all(x.startswith("Acme:") for x in subjects)
 
 
 async def test_cross_tenant_arguments_are_rejected_never_used(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     beta = world.northwind.customers["Beta"].customer_id
     for extra in ({"customer_id": beta}, {"org_id": world.globex.org_id}, {"user": "admin"}):
@@ -48,53 +53,64 @@ async def test_cross_tenant_arguments_are_rejected_never_used(
 
 
 async def test_another_customers_ticket_is_not_found(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     acme = verifier.verify(open_session("Acme").token)
     beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
     args = {"ticket_id": beta_ticket, "status": "closed"}
     with pytest.raises(E.ApprovalRequired) as pending:
         await gate.call(acme, "update_ticket_status", args)
-    Approvals(database.admin_dsn).approve(world.northwind.org_id, pending.value.approval_id,
-                                          world.northwind.second_operator_id)
+    Approvals(database.admin_dsn).approve(
+        world.northwind.org_id, pending.value.approval_id, world.northwind.second_operator_id
+    )
     with pytest.raises(E.NotFound):
         await gate.call(acme, "update_ticket_status", args)
     with database.connect() as conn:
-        row = conn.execute("select status from demo.tickets where ticket_id = %s",
-                           (beta_ticket,)).fetchone()
+        row = conn.execute(
+            "select status from demo.tickets where ticket_id = %s", (beta_ticket,)
+        ).fetchone()
     assert row == ("open",)
 
 
 async def test_token_naming_another_customer_than_its_session_is_not_found(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        signer: TokenSigner) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, signer: TokenSigner
+) -> None:
     real = verifier.verify(open_session("Acme").token)
     beta = world.northwind.customers["Beta"].customer_id
-    forged = signer.mint(operator_id=real.operator_id, org_id=real.org_id,
-                         connector_id=real.connector_id, customer_id=beta,
-                         session_id=real.session_id, session_secret=real.session_secret,
-                         scopes=sorted(real.scopes), lifetime_seconds=300)
+    forged = signer.mint(
+        operator_id=real.operator_id,
+        org_id=real.org_id,
+        connector_id=real.connector_id,
+        customer_id=beta,
+        session_id=real.session_id,
+        session_secret=real.session_secret,
+        scopes=sorted(real.scopes),
+        lifetime_seconds=300,
+    )
     with pytest.raises(E.NotFound):
         await gate.call(verifier.verify(forged), "list_tickets", {})
     assert await gate.list_tools(verifier.verify(forged)) == []
 
 
 async def test_paused_customer_is_not_found_on_next_call(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     await gate.call(claims, "get_subscription", {})
     with database.connect("tenantgate_admin") as conn:
-        conn.execute("update tenantgate.customer_accounts set status = 'paused'"
-                     " where org_id = %s and customer_id = %s",
-                     (world.northwind.org_id, claims.customer_id))
+        conn.execute(
+            "update tenantgate.customer_accounts set status = 'paused'"
+            " where org_id = %s and customer_id = %s",
+            (world.northwind.org_id, claims.customer_id),
+        )
     with pytest.raises(E.NotFound) as err:
         await gate.call(claims, "get_subscription", {})
     assert err.value.message == "not found"
 
 
 async def test_ended_session_is_not_found_and_its_history_is_gone(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, sessions: Any) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, sessions: Any
+) -> None:
     opened = open_session("Acme")
     claims = verifier.verify(opened.token)
     history = History(gate.pool)
@@ -108,7 +124,8 @@ async def test_ended_session_is_not_found_and_its_history_is_gone(
 
 
 async def test_history_is_scoped_to_its_own_session(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     a = verifier.verify(open_session("Acme").token)
     b = verifier.verify(open_session("Acme").token)
     history = History(gate.pool)
@@ -119,7 +136,8 @@ async def test_history_is_scoped_to_its_own_session(
 
 
 async def test_unknown_and_unlisted_tools_give_the_same_not_found(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     claims = verifier.verify(open_session("Acme", scopes=["read:tickets"]).token)
     messages = []
     for name in ("drop_all_tables", "issue_refund", "get_customer_profile"):
@@ -131,42 +149,49 @@ async def test_unknown_and_unlisted_tools_give_the_same_not_found(
 
 
 async def test_validation_error_says_which_field_and_why(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     with pytest.raises(E.InvalidArguments) as err:
         await gate.call(claims, "list_tickets", {"limit": 5000, "status": "bogus"})
-    assert "limit" in err.value.message and "less than or equal to 50" in err.value.message
+    assert "limit" in err.value.message
+    assert "less than or equal to 50" in err.value.message
     assert "status" in err.value.message
     with pytest.raises(E.InvalidArguments):
         await gate.call(claims, "search_tickets", {"query": "x" * 101})
 
 
 async def test_pii_is_masked_without_the_scope_and_secret_columns_never_leave(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     plain = verifier.verify(open_session("Acme", scopes=["read:profile"]).token)
     pii = verifier.verify(open_session("Acme", scopes=["read:profile", "read:pii"]).token)
     masked = await gate.call(plain, "get_customer_profile", {})
     clear = await gate.call(pii, "get_customer_profile", {})
-    assert masked["email"] == "a***@acme.example" and masked["phone"] == "***0100"
+    assert masked["email"] == "a***@acme.example"
+    assert masked["phone"] == "***0100"
     assert set(masked["_masked"]) == {"email", "phone"}
-    assert clear["email"] == "admin@acme.example" and "_masked" not in clear
-    assert "notes" not in masked and "notes" not in clear
+    assert clear["email"] == "admin@acme.example"
+    assert "_masked" not in clear
+    assert "notes" not in masked
+    assert "notes" not in clear
 
 
 async def test_every_read_has_its_audit_row(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     await gate.call(claims, "account_health", {}, request_key="req-1")
     rows = audit_rows(database, world.northwind.org_id)
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        ("allowed", "account_health", f"{claims.session_id}:req-1")]
+        ("allowed", "account_health", f"{claims.session_id}:req-1")
+    ]
     assert set(rows[0][3]) == {"args_sha256"}
 
 
 async def test_no_data_without_its_audit_row_when_the_connection_dies_before_commit(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
 
     async def kill(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -182,16 +207,17 @@ async def test_no_data_without_its_audit_row_when_the_connection_dies_before_com
     gate.fault_before_commit = None
     assert [r for r in audit_rows(database, world.northwind.org_id) if r[0] == "allowed"] == []
     with database.connect() as conn:
-        ledger = conn.execute("select count(*) from tenantgate.credit_ledger where kind = 'spend'"
-                              ).fetchone()
+        ledger = conn.execute(
+            "select count(*) from tenantgate.credit_ledger where kind = 'spend'"
+        ).fetchone()
     assert ledger == (0,)
     out = await gate.call(claims, "list_invoices", {})  # the pool recovers
     assert len(out["items"]) == 3
 
 
 async def test_rate_limit_trips_and_recovers(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     gate.settings = gate.settings.model_copy(update={"rate_burst": 3, "rate_per_second": 5.0})
     claims = verifier.verify(open_session("Acme").token)
     for _ in range(3):
@@ -206,7 +232,8 @@ async def test_rate_limit_trips_and_recovers(
 
 
 async def test_rate_limit_is_shared_across_mediator_processes(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     gate.settings = gate.settings.model_copy(update={"rate_burst": 2, "rate_per_second": 0.01})
     other = Gate(gate.pool, gate.registry, gate.policy, gate.settings)  # stands for a 2nd process
     claims = verifier.verify(open_session("Acme").token)
@@ -217,45 +244,52 @@ async def test_rate_limit_is_shared_across_mediator_processes(
 
 
 async def test_credits_running_out_is_refused_and_charges_nothing(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     with database.connect() as conn:
-        conn.execute("update tenantgate.credit_accounts set balance = 2 where org_id = %s",
-                     (world.northwind.org_id,))
+        conn.execute(
+            "update tenantgate.credit_accounts set balance = 2 where org_id = %s",
+            (world.northwind.org_id,),
+        )
     claims = verifier.verify(open_session("Acme").token)
     await gate.call(claims, "list_tickets", {})
     await gate.call(claims, "list_tickets", {})
     with pytest.raises(E.NoCredit):
         await gate.call(claims, "list_tickets", {})
     with database.connect() as conn:
-        assert conn.execute("select balance from tenantgate.credit_accounts where org_id = %s",
-                            (world.northwind.org_id,)).fetchone() == (0,)
+        assert conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s",
+            (world.northwind.org_id,),
+        ).fetchone() == (0,)
     assert "no_credit" in [r[0] for r in audit_rows(database, world.northwind.org_id)]
 
 
 async def test_a_retried_request_is_charged_once(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     for _ in range(3):
         await gate.call(claims, "account_health", {}, request_key="same-key")
     with database.connect() as conn:
-        balance = conn.execute("select balance from tenantgate.credit_accounts where org_id = %s",
-                               (world.northwind.org_id,)).fetchone()
+        balance = conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s",
+            (world.northwind.org_id,),
+        ).fetchone()
     assert balance == (1000 - 2,)
 
 
 async def test_side_effect_never_runs_without_approval_and_runs_once_after(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     invoice = world.northwind.customers["Acme"].invoice_ids[0]  # paid, 120.00
     args = {"invoice_id": invoice, "amount_cents": 1000}
 
     def refunded() -> int:
         with database.connect() as conn:
-            row = conn.execute("select refunded_cents from demo.invoices where invoice_id = %s",
-                               (invoice,)).fetchone()
+            row = conn.execute(
+                "select refunded_cents from demo.invoices where invoice_id = %s", (invoice,)
+            ).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -267,22 +301,25 @@ async def test_side_effect_never_runs_without_approval_and_runs_once_after(
     assert refunded() == 0
     approvals = Approvals(database.admin_dsn)
     assert [str(a.approval_id) for a in approvals.pending(world.northwind.org_id)] == [
-        first.value.approval_id]
+        first.value.approval_id
+    ]
     # approving "refund 10.00" does not approve "refund 100.00"
-    approvals.approve(world.northwind.org_id, first.value.approval_id,
-                      world.northwind.second_operator_id)
+    approvals.approve(
+        world.northwind.org_id, first.value.approval_id, world.northwind.second_operator_id
+    )
     with pytest.raises(E.ApprovalRequired):
         await gate.call(claims, "issue_refund", {**args, "amount_cents": 10000})
     out = await gate.call(claims, "issue_refund", args)
-    assert out["refunded_cents"] == 1000 and refunded() == 1000
+    assert out["refunded_cents"] == 1000
+    assert refunded() == 1000
     with pytest.raises(E.ApprovalRequired):
         await gate.call(claims, "issue_refund", args)
     assert refunded() == 1000
 
 
 async def test_denied_approval_never_runs(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     ticket = world.northwind.customers["Acme"].ticket_ids[0]
     args = {"ticket_id": ticket, "status": "closed"}
@@ -290,19 +327,23 @@ async def test_denied_approval_never_runs(
         await gate.call(claims, "update_ticket_status", args)
     approvals = Approvals(database.admin_dsn)
     with pytest.raises(E.NotFound):  # an operator of another org cannot decide
-        approvals.approve(world.northwind.org_id, pending.value.approval_id,
-                          world.globex.operator_id)
-    approvals.deny(world.northwind.org_id, pending.value.approval_id,
-                   world.northwind.second_operator_id)
+        approvals.approve(
+            world.northwind.org_id, pending.value.approval_id, world.globex.operator_id
+        )
+    approvals.deny(
+        world.northwind.org_id, pending.value.approval_id, world.northwind.second_operator_id
+    )
     with pytest.raises(E.ApprovalRequired):
         await gate.call(claims, "update_ticket_status", args)
     with database.connect() as conn:
-        assert conn.execute("select status from demo.tickets where ticket_id = %s",
-                            (ticket,)).fetchone() == ("open",)
+        assert conn.execute(
+            "select status from demo.tickets where ticket_id = %s", (ticket,)
+        ).fetchone() == ("open",)
 
 
 async def test_elicited_approval_runs_the_call_once(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World
+) -> None:
     claims = verifier.verify(open_session("Acme").token)
     ticket = world.northwind.customers["Acme"].ticket_ids[1]
     asked: list[str] = []
@@ -314,17 +355,20 @@ async def test_elicited_approval_runs_the_call_once(
     async def no(approval_id: str, tool: str, arguments: dict[str, Any]) -> bool | None:
         return False
 
-    out = await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "solved"},
-                          approver=yes)
-    assert out["status"] == "solved" and asked == ["update_ticket_status"]
+    out = await gate.call(
+        claims, "update_ticket_status", {"ticket_id": ticket, "status": "solved"}, approver=yes
+    )
+    assert out["status"] == "solved"
+    assert asked == ["update_ticket_status"]
     with pytest.raises(E.ApprovalDenied):
-        await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"},
-                        approver=no)
+        await gate.call(
+            claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"}, approver=no
+        )
 
 
 async def test_audit_chain_verifies_after_mixed_calls(
-        gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World,
-        database: TestDatabase) -> None:
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     claims = verifier.verify(open_session("Acme", scopes=["read:tickets"]).token)
     await gate.call(claims, "list_tickets", {})
     with pytest.raises(E.NotFound):
@@ -332,13 +376,17 @@ async def test_audit_chain_verifies_after_mixed_calls(
     with pytest.raises(E.InvalidArguments):
         await gate.call(claims, "list_tickets", {"org_id": world.globex.org_id})
     with database.connect("tenantgate_admin") as conn:
-        rows = conn.execute("select * from tenantgate.audit_verify(%s)",
-                            (world.northwind.org_id,)).fetchall()
-    assert rows and rows[0][1] == 3 and rows[0][2] is None
+        rows = conn.execute(
+            "select * from tenantgate.audit_verify(%s)", (world.northwind.org_id,)
+        ).fetchall()
+    assert rows
+    assert rows[0][1] == 3
+    assert rows[0][2] is None
 
 
 async def test_refusals_never_poison_a_pooled_connection(
-        settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn) -> None:
+    settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
     from mediator.db import load_policy, make_pool
     from mediator.tools import default_registry
 
@@ -350,16 +398,22 @@ async def test_refusals_never_poison_a_pooled_connection(
         claims = verifier.verify(open_session("Acme").token)
         outcomes: list[str] = []
         for i in range(40):
-            name, args = [("get_subscription", {}), ("list_tickets", {"limit": 0}),
-                          ("nope", {}), ("list_invoices", {}), ("issue_refund",
-                          {"invoice_id": 1, "amount_cents": 1})][i % 5]
+            name, args = [
+                ("get_subscription", {}),
+                ("list_tickets", {"limit": 0}),
+                ("nope", {}),
+                ("list_invoices", {}),
+                ("issue_refund", {"invoice_id": 1, "amount_cents": 1}),
+            ][i % 5]
             try:
                 await gate.call(claims, name, args)
                 outcomes.append("ok")
             except E.MediatorError as exc:
                 outcomes.append(type(exc).__name__)
-        assert "MediatorError" not in outcomes and "Unavailable" not in outcomes
+        assert "MediatorError" not in outcomes
+        assert "Unavailable" not in outcomes
         assert {"ok", "RateLimited", "InvalidArguments", "NotFound", "ApprovalRequired"} <= set(
-            outcomes)
+            outcomes
+        )
     finally:
         await pool.close()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,14 +20,17 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def mcp_client(url: str, token: str, mode: Any = "legacy") -> AsyncIterator[Client]:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode,
-                            cache=None) as client:
+    async with (
+        http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
+    ):
         yield client
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_sdk_client_over_http_reads_its_customer(http_url: str, open_session: OpenFn,
-                                                       mode: str) -> None:
+async def test_sdk_client_over_http_reads_its_customer(
+    http_url: str, open_session: OpenFn, mode: str
+) -> None:
     s = open_session("Acme")
     async with mcp_client(http_url, s.token, mode) as client:
         tools = await client.list_tools()
@@ -63,38 +66,54 @@ def test_missing_token_is_401_pointing_to_resource_metadata(http_url: str) -> No
 
 
 def test_bad_token_is_401(http_url: str) -> None:
-    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                   headers={"Authorization": "Bearer not-a-jwt"})
+    r = httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": "Bearer not-a-jwt"},
+    )
     assert r.status_code == 401
 
 
 def test_origin_from_another_site_is_refused(http_url: str, open_session: OpenFn) -> None:
     s = open_session("Acme")
-    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                   headers={"Authorization": f"Bearer {s.token}", "Origin": "https://evil.example"})
+    r = httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {s.token}", "Origin": "https://evil.example"},
+    )
     assert r.status_code == 403
-    ok = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                    headers={"Authorization": f"Bearer {s.token}",
-                             "Origin": "http://localhost:6274"})
+    ok = httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {s.token}", "Origin": "http://localhost:6274"},
+    )
     assert ok.status_code == 200
 
 
 def test_foreign_host_header_is_refused(http_url: str) -> None:
-    r = httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                   headers={"Host": "evil.example"})
+    r = httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={"Host": "evil.example"},
+    )
     assert r.status_code == 421
 
 
 def test_oversized_request_is_refused(http_url: str, open_session: OpenFn) -> None:
     s = open_session("Acme")
-    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-           "params": {"name": "search_tickets", "arguments": {"query": "x" * 400_000}}}
+    big = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "search_tickets", "arguments": {"query": "x" * 400_000}},
+    }
     r = httpx.post(http_url, json=big, headers={"Authorization": f"Bearer {s.token}"})
     assert r.status_code == 413
 
 
 def test_get_stream_is_not_offered(http_url: str, open_session: OpenFn) -> None:
     s = open_session("Acme")
-    r = httpx.get(http_url, headers={"Authorization": f"Bearer {s.token}",
-                                     "Accept": "text/event-stream"})
+    r = httpx.get(
+        http_url, headers={"Authorization": f"Bearer {s.token}", "Accept": "text/event-stream"}
+    )
     assert r.status_code == 405

@@ -17,8 +17,12 @@ SERVER_LOGGERS = ("tenantgate", "uvicorn", "psycopg", "mcp.server", "mediator")
 
 
 async def test_no_secret_or_token_in_any_log_line(
-        http_url: str, open_session: OpenFn, world: World, database: TestDatabase,
-        caplog: pytest.LogCaptureFixture) -> None:
+    http_url: str,
+    open_session: OpenFn,
+    world: World,
+    database: TestDatabase,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     s = open_session("Acme", scopes=["read:tickets", "write:refunds"])
     import jwt
@@ -34,12 +38,19 @@ async def test_no_secret_or_token_in_any_log_line(
         conn.execute("alter table demo.tickets rename column subject to title")
     async with mcp_client(http_url, s.token) as client:
         broken = await client.call_tool("list_tickets", {})
-    httpx.post(http_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-               headers={"Authorization": f"Bearer {s.token}x"})
+    httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {s.token}x"},
+    )
     text = broken.content[0].text  # type: ignore[union-attr]
-    assert broken.is_error and text == "internal error"
-    server_lines = [r.getMessage() + (r.exc_text or "") for r in caplog.records
-                    if r.name.startswith(SERVER_LOGGERS)]
+    assert broken.is_error
+    assert text == "internal error"
+    server_lines = [
+        r.getMessage() + (r.exc_text or "")
+        for r in caplog.records
+        if r.name.startswith(SERVER_LOGGERS)
+    ]
     assert server_lines, "expected the mediator to log something"
     blob = "\n".join(server_lines)
     for needle in (s.token, secret, s.token.split(".")[2]):
@@ -48,12 +59,15 @@ async def test_no_secret_or_token_in_any_log_line(
 
 
 async def test_database_error_reaches_the_host_without_sql_or_trace(
-        http_url: str, open_session: OpenFn, database: TestDatabase) -> None:
+    http_url: str, open_session: OpenFn, database: TestDatabase
+) -> None:
     with database.connect(autocommit=True) as conn:
         conn.execute("alter table demo.subscriptions rename column plan to plan_name")
     s = open_session("Acme")
     async with mcp_client(http_url, s.token) as client:
         r = await client.call_tool("get_subscription", {})
     text = r.content[0].text  # type: ignore[union-attr]
-    assert r.is_error and text == "internal error"
-    assert "select" not in text.lower() and "Traceback" not in text
+    assert r.is_error
+    assert text == "internal error"
+    assert "select" not in text.lower()
+    assert "Traceback" not in text

@@ -19,10 +19,15 @@ pytestmark = pytest.mark.anyio
 
 @pytest.mark.parametrize("prepare_threshold", [0, None], ids=["prepared", "pgbouncer"])
 async def test_a_read_call_takes_two_round_trips(
-        settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn,
-        prepare_threshold: int | None) -> None:
-    s = settings.model_copy(update={"prepare_threshold": prepare_threshold,
-                                    "statement_timeout_ms": 0})
+    settings: Any,
+    world: World,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    prepare_threshold: int | None,
+) -> None:
+    s = settings.model_copy(
+        update={"prepare_threshold": prepare_threshold, "statement_timeout_ms": 0}
+    )
     pool = make_pool(s, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:

@@ -27,45 +27,58 @@ REPO = Path(__file__).resolve().parents[2]
 
 def params(settings: Settings, token: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    env.update({
-        "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
-        "TENANTGATE_ISSUER": settings.issuer,
-        "TENANTGATE_AUDIENCE": settings.audience,
-        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
-        "TENANTGATE_POOL_MIN_SIZE": "1",
-        "TENANTGATE_TOKEN": token,
-    })
-    return StdioServerParameters(command=sys.executable,
-                                 args=["-m", "cli.serve", "--transport", "stdio"],
-                                 env=env, cwd=str(REPO))
+    env.update(
+        {
+            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
+            "TENANTGATE_ISSUER": settings.issuer,
+            "TENANTGATE_AUDIENCE": settings.audience,
+            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
+            "TENANTGATE_POOL_MIN_SIZE": "1",
+            "TENANTGATE_TOKEN": token,
+        }
+    )
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "cli.serve", "--transport", "stdio"],
+        env=env,
+        cwd=str(REPO),
+    )
 
 
 async def test_sdk_client_over_stdio_reads_its_customer_and_sees_a_pause(
-        settings: Settings, open_session: OpenFn, world: World, database: TestDatabase) -> None:
+    settings: Settings, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     s = open_session("Beta")
-    with tempfile.TemporaryFile("w+") as errlog:
+    with tempfile.TemporaryFile("w+"):
         async with Client(params(settings, s.token), mode="legacy", cache=None) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert {"list_tickets", "issue_refund"} <= names
             tool = next(t for t in (await client.list_tools()).tools if t.name == "issue_refund")
-            assert tool.annotations is not None and tool.annotations.destructive_hint
+            assert tool.annotations is not None
+            assert tool.annotations.destructive_hint
             r = await client.call_tool("list_tickets", {})
             assert not r.is_error
             assert all(t["subject"].startswith("Beta:") for t in r.structured_content["items"])
             r = await client.call_tool("list_tickets", {"org_id": world.globex.org_id})
-            assert r.is_error and "org_id" in r.content[0].text  # type: ignore[union-attr]
+            assert r.is_error
+            assert "org_id" in r.content[0].text
             with psycopg.connect(database.admin_dsn, autocommit=True) as conn:
-                conn.execute("update tenantgate.customer_accounts set status = 'paused'"
-                             " where customer_id = %s",
-                             (world.northwind.customers["Beta"].customer_id,))
+                conn.execute(
+                    "update tenantgate.customer_accounts set status = 'paused'"
+                    " where customer_id = %s",
+                    (world.northwind.customers["Beta"].customer_id,),
+                )
             r = await client.call_tool("list_tickets", {})
-            assert r.is_error and r.content[0].text == "not found"  # type: ignore[union-attr]
+            assert r.is_error
+            assert r.content[0].text == "not found"
             r = await client.call_tool("no_such_tool", {})
-            assert r.is_error and r.content[0].text == "not found"  # type: ignore[union-attr]
+            assert r.is_error
+            assert r.content[0].text == "not found"
 
 
 async def test_elicitation_over_stdio_approves_a_side_effect_once(
-        settings: Settings, open_session: OpenFn, world: World, database: TestDatabase) -> None:
+    settings: Settings, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
     s = open_session("Acme")
     asked: list[str] = []
 
@@ -74,25 +87,36 @@ async def test_elicitation_over_stdio_approves_a_side_effect_once(
         return types.ElicitResult(action="accept", content={"approve": True})
 
     ticket = world.northwind.customers["Acme"].ticket_ids[0]
-    async with Client(params(settings, s.token), mode="legacy", cache=None,
-                      elicitation_callback=approve) as client:
-        r = await client.call_tool("update_ticket_status", {"ticket_id": ticket, "status": "closed"})
+    async with Client(
+        params(settings, s.token), mode="legacy", cache=None, elicitation_callback=approve
+    ) as client:
+        r = await client.call_tool(
+            "update_ticket_status", {"ticket_id": ticket, "status": "closed"}
+        )
     assert not r.is_error, r.content
     assert r.structured_content["status"] == "closed"
-    assert len(asked) == 1 and "update_ticket_status" in asked[0]
+    assert len(asked) == 1
+    assert "update_ticket_status" in asked[0]
     with psycopg.connect(database.admin_dsn) as conn:
         rows = conn.execute("select status, decided_via from tenantgate.approvals").fetchall()
     assert rows == [("used", "elicitation")]
 
 
 async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
-        settings: Settings, open_session: OpenFn, signer: TokenSigner) -> None:
+    settings: Settings, open_session: OpenFn, signer: TokenSigner
+) -> None:
     s = open_session("Acme")
     c = TokenVerifier(settings).verify(s.token)
-    short = signer.mint(operator_id=c.operator_id, org_id=c.org_id, connector_id=c.connector_id,
-                        customer_id=c.customer_id, session_id=c.session_id,
-                        session_secret=c.session_secret, scopes=sorted(c.scopes),
-                        lifetime_seconds=3)
+    short = signer.mint(
+        operator_id=c.operator_id,
+        org_id=c.org_id,
+        connector_id=c.connector_id,
+        customer_id=c.customer_id,
+        session_id=c.session_id,
+        session_secret=c.session_secret,
+        scopes=sorted(c.scopes),
+        lifetime_seconds=3,
+    )
     p = params(settings, short)
     assert p.env is not None
     p.env["TENANTGATE_LEEWAY_SECONDS"] = "0"
@@ -101,4 +125,5 @@ async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
         assert not r.is_error
         await anyio.sleep(3.5)
         r = await client.call_tool("get_subscription", {})
-        assert r.is_error and r.content[0].text == "invalid token"  # type: ignore[union-attr]
+        assert r.is_error
+        assert r.content[0].text == "invalid token"

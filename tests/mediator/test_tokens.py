@@ -29,23 +29,42 @@ def key() -> ec.EllipticCurvePrivateKey:
 @pytest.fixture
 def pub_file(tmp_path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
     p = tmp_path / "pub.pem"
-    p.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo))
+    p.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return p
 
 
 @pytest.fixture
 def verifier(pub_file: Path) -> TokenVerifier:
-    return TokenVerifier(Settings(issuer=ISS, audience=AUD, jwt_public_key_file=pub_file,
-                                  max_token_lifetime_seconds=3600, leeway_seconds=5))
+    return TokenVerifier(
+        Settings(
+            issuer=ISS,
+            audience=AUD,
+            jwt_public_key_file=pub_file,
+            max_token_lifetime_seconds=3600,
+            leeway_seconds=5,
+        )
+    )
 
 
 def claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
     c: dict[str, Any] = {
-        "iss": ISS, "aud": AUD, "sub": str(uuid.uuid4()), "iat": now, "nbf": now,
-        "exp": now + 600, "jti": "j1", "tg_org": str(uuid.uuid4()), "tg_conn": str(uuid.uuid4()),
-        "tg_cust": str(uuid.uuid4()), "tg_sid": str(uuid.uuid4()), "tg_secret": "s" * 43,
+        "iss": ISS,
+        "aud": AUD,
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "j1",
+        "tg_org": str(uuid.uuid4()),
+        "tg_conn": str(uuid.uuid4()),
+        "tg_cust": str(uuid.uuid4()),
+        "tg_sid": str(uuid.uuid4()),
+        "tg_secret": "s" * 43,
         "scope": "read:tickets",
     }
     c.update(over)
@@ -56,34 +75,65 @@ def es(key: ec.EllipticCurvePrivateKey, payload: dict[str, Any], **headers: Any)
     return jwt.encode(payload, key, algorithm="ES256", headers=headers or None)
 
 
-def test_valid_es256_token_yields_claims(verifier: TokenVerifier,
-                                         key: ec.EllipticCurvePrivateKey) -> None:
+def test_valid_es256_token_yields_claims(
+    verifier: TokenVerifier, key: ec.EllipticCurvePrivateKey
+) -> None:
     c = verifier.verify(es(key, claims()))
     assert c.scopes == frozenset({"read:tickets"})
     assert "s" * 43 not in repr(c)
 
 
-@pytest.mark.parametrize("defect", [
-    {"exp": int(time.time()) - 60},
-    {"nbf": int(time.time()) + 600, "exp": int(time.time()) + 900},
-    {"iat": int(time.time()) + 600, "exp": int(time.time()) + 900},
-    {"aud": "http://other-server.example/mcp"},
-    {"iss": "https://evil.example"},
-    {"exp": int(time.time()) + 7200},
-    {"tg_org": "not-a-uuid"},
-    {"tg_secret": "short"},
-], ids=["expired", "not_yet_valid", "issued_in_future", "wrong_audience", "wrong_issuer",
-        "over_long_lifetime", "malformed_org", "short_secret"])
-def test_token_with_defect_is_refused(verifier: TokenVerifier, key: ec.EllipticCurvePrivateKey,
-                                      defect: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "defect",
+    [
+        {"exp": int(time.time()) - 60},
+        {"nbf": int(time.time()) + 600, "exp": int(time.time()) + 900},
+        {"iat": int(time.time()) + 600, "exp": int(time.time()) + 900},
+        {"aud": "http://other-server.example/mcp"},
+        {"iss": "https://evil.example"},
+        {"exp": int(time.time()) + 7200},
+        {"tg_org": "not-a-uuid"},
+        {"tg_secret": "short"},
+    ],
+    ids=[
+        "expired",
+        "not_yet_valid",
+        "issued_in_future",
+        "wrong_audience",
+        "wrong_issuer",
+        "over_long_lifetime",
+        "malformed_org",
+        "short_secret",
+    ],
+)
+def test_token_with_defect_is_refused(
+    verifier: TokenVerifier, key: ec.EllipticCurvePrivateKey, defect: dict[str, Any]
+) -> None:
     with pytest.raises(TokenError):
         verifier.verify(es(key, claims(**defect)))
 
 
-@pytest.mark.parametrize("missing", ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "tg_org",
-                                     "tg_conn", "tg_cust", "tg_sid", "tg_secret", "scope"])
-def test_token_missing_a_claim_is_refused(verifier: TokenVerifier,
-                                          key: ec.EllipticCurvePrivateKey, missing: str) -> None:
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "iss",
+        "aud",
+        "sub",
+        "iat",
+        "nbf",
+        "exp",
+        "jti",
+        "tg_org",
+        "tg_conn",
+        "tg_cust",
+        "tg_sid",
+        "tg_secret",
+        "scope",
+    ],
+)
+def test_token_missing_a_claim_is_refused(
+    verifier: TokenVerifier, key: ec.EllipticCurvePrivateKey, missing: str
+) -> None:
     payload = claims()
     del payload[missing]
     with pytest.raises(TokenError):
@@ -96,8 +146,9 @@ def test_token_with_bad_signature_is_refused(verifier: TokenVerifier) -> None:
         verifier.verify(es(other, claims()))
 
 
-def test_tampered_payload_is_refused(verifier: TokenVerifier,
-                                     key: ec.EllipticCurvePrivateKey) -> None:
+def test_tampered_payload_is_refused(
+    verifier: TokenVerifier, key: ec.EllipticCurvePrivateKey
+) -> None:
     head, _, sig = es(key, claims()).split(".")
     forged = base64.urlsafe_b64encode(json.dumps(claims(scope="write:refunds")).encode())
     with pytest.raises(TokenError):
@@ -110,8 +161,9 @@ def test_alg_none_is_refused(verifier: TokenVerifier) -> None:
         verifier.verify(token)
 
 
-def test_hs256_signed_with_the_public_key_is_refused(verifier: TokenVerifier,
-                                                     pub_file: Path) -> None:
+def test_hs256_signed_with_the_public_key_is_refused(
+    verifier: TokenVerifier, pub_file: Path
+) -> None:
     # algorithm confusion: the attacker knows the public key and signs HS256 with its bytes
     pem = pub_file.read_bytes()
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
@@ -133,10 +185,16 @@ def test_eddsa_token_verifies_from_a_jwks_document(tmp_path: Path) -> None:
     jwks.write_text(json.dumps({"keys": [jwk]}))
     v = TokenVerifier(Settings(issuer=ISS, audience=AUD, jwks_file=jwks))
     signer = TokenSigner(issuer=ISS, audience=AUD, private_key=ed, algorithm="EdDSA", kid="k1")
-    token = signer.mint(operator_id=str(uuid.uuid4()), org_id=str(uuid.uuid4()),
-                        connector_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
-                        session_id=str(uuid.uuid4()), session_secret="x" * 43,
-                        scopes=["read:tickets"], lifetime_seconds=300)
+    token = signer.mint(
+        operator_id=str(uuid.uuid4()),
+        org_id=str(uuid.uuid4()),
+        connector_id=str(uuid.uuid4()),
+        customer_id=str(uuid.uuid4()),
+        session_id=str(uuid.uuid4()),
+        session_secret="x" * 43,
+        scopes=["read:tickets"],
+        lifetime_seconds=300,
+    )
     assert v.verify(token).scopes == {"read:tickets"}
 
 
