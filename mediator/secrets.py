@@ -24,10 +24,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Final, LiteralString, cast
+from typing import IO, Any, Final, LiteralString, cast
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from mediator import pgp
 from mediator.keys import KeyProvider, Secret, UnknownKeyError
@@ -134,6 +135,9 @@ class RotationReport:
     seconds: float
 
 
+Conn = psycopg.Connection[Any]
+"""Any psycopg connection: queries here use tuple-row cursors of their own, whatever its rows."""
+AsyncConn = psycopg.AsyncConnection[Any]
 _Batch = list[tuple[UUID, UUID, bytes, str]]
 ProgressCallback = Callable[[int, int], None]
 """Called after each committed batch with (rows rotated so far, rows to rotate in total)."""
@@ -177,7 +181,7 @@ def unseal(ciphertext: bytes, key_id: str, provider: KeyProvider) -> Secret:
 
 
 def set_secret(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: Conn,
     provider: KeyProvider,
     org_id: UUID,
     customer_id: UUID,
@@ -188,7 +192,7 @@ def set_secret(
     params = {"org_id": org_id, "customer_id": customer_id}
     try:
         with conn.transaction():
-            conn.execute(_UPSERT, {**params, "ciphertext": ciphertext, "key_id": key_id})
+            _cursor(conn).execute(_UPSERT, {**params, "ciphertext": ciphertext, "key_id": key_id})
     except psycopg.errors.ForeignKeyViolation:
         raise UnknownCustomerError(
             f"org {org_id} has no customer account {customer_id}: "
@@ -197,35 +201,36 @@ def set_secret(
 
 
 def read_secret(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: Conn,
     provider: KeyProvider,
     org_id: UUID,
     customer_id: UUID,
 ) -> Secret:
     """Read and decrypt one customer account's key (admin role: checks, emergencies)."""
-    row = conn.execute(_SELECT_ONE, {"org_id": org_id, "customer_id": customer_id}).fetchone()
+    params = {"org_id": org_id, "customer_id": customer_id}
+    row = _cursor(conn).execute(_SELECT_ONE, params).fetchone()
     if row is None:
         raise SecretNotFoundError
     ciphertext, key_id = cast(tuple[bytes, str], row)
     return unseal(ciphertext, key_id, provider)
 
 
-def read_upstream_credential(
-    conn: psycopg.Connection[tuple[object, ...]], provider: KeyProvider
-) -> UpstreamCredential:
+def read_upstream_credential(conn: Conn, provider: KeyProvider) -> UpstreamCredential:
     """The verified customer's connector and key; call in the mediator's verified transaction."""
-    return _credential(conn.execute(_CURRENT_CREDENTIAL).fetchone(), provider)
+    return _credential(_cursor(conn).execute(_CURRENT_CREDENTIAL).fetchone(), provider)
 
 
-async def aread_upstream_credential(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], provider: KeyProvider
-) -> UpstreamCredential:
+async def aread_upstream_credential(conn: AsyncConn, provider: KeyProvider) -> UpstreamCredential:
     """Async twin of read_upstream_credential."""
-    cursor = await conn.execute(_CURRENT_CREDENTIAL)
+    cursor = await conn.cursor(row_factory=tuple_row).execute(_CURRENT_CREDENTIAL)
     return _credential(await cursor.fetchone(), provider)
 
 
-def _credential(row: tuple[object, ...] | None, provider: KeyProvider) -> UpstreamCredential:
+def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
+    return conn.cursor(row_factory=tuple_row)
+
+
+def _credential(row: tuple[Any, ...] | None, provider: KeyProvider) -> UpstreamCredential:
     if row is None:
         raise SecretNotFoundError
     org_id, customer_id, connector_id, base_url, auth_header, ciphertext, key_id = cast(
@@ -242,7 +247,7 @@ def _credential(row: tuple[object, ...] | None, provider: KeyProvider) -> Upstre
 
 
 def rotate(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: Conn,
     provider: KeyProvider,
     target_key_id: str,
     *,
@@ -266,7 +271,8 @@ def rotate(
         progress(done, total)
     while True:
         with conn.transaction():
-            rows = conn.execute(_CLAIM_BATCH, {"target": target_key_id, "batch": batch_size})
+            claim = {"target": target_key_id, "batch": batch_size}
+            rows = _cursor(conn).execute(_CLAIM_BATCH, claim)
             batch = rows.fetchall()
             if not batch:
                 break
@@ -282,7 +288,7 @@ def rotate(
                 org_ids.append(org_id)
                 customer_ids.append(customer_id)
                 ciphertexts.append(seal(secret, provider, target_key_id)[0])
-            conn.execute(
+            _cursor(conn).execute(
                 _REWRITE_BATCH,
                 {
                     "target": target_key_id,
@@ -298,7 +304,7 @@ def rotate(
     return RotationReport(target_key_id, done, remaining, time.perf_counter() - started)
 
 
-def _count_to_rotate(conn: psycopg.Connection[tuple[object, ...]], target_key_id: str) -> int:
+def _count_to_rotate(conn: Conn, target_key_id: str) -> int:
     with conn.transaction():
-        row = conn.execute(_COUNT_TO_ROTATE, {"target": target_key_id}).fetchone()
+        row = _cursor(conn).execute(_COUNT_TO_ROTATE, {"target": target_key_id}).fetchone()
     return cast(tuple[int], row)[0]

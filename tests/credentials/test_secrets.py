@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from mediator import pgp
 from mediator import secrets as customer_secrets
@@ -197,3 +198,14 @@ def test_no_key_material_or_plaintext_is_ever_sent_to_sql(
     assert "tenantgate.customer_secrets" in sent
     assert world.acme.api_key.reveal() not in sent
     assert all(keys.get(k).reveal() not in sent for k in keys.key_ids())
+
+
+def test_connections_with_any_row_factory_work(world: World, keys: FileKeyProvider) -> None:
+    session = world.open_session(world.acme)
+    with psycopg.connect(world.db.mediator_dsn, row_factory=dict_row) as conn, conn.transaction():
+        conn.execute(VERIFY, (str(world.acme.org_id), str(world.acme.customer_id), session))
+        assert customer_secrets.read_upstream_credential(conn, keys).api_key == world.acme.api_key
+    with psycopg.connect(world.db.admin_dsn, autocommit=True, row_factory=dict_row) as conn:
+        ids = (world.beta.org_id, world.beta.customer_id)
+        assert customer_secrets.read_secret(conn, keys, *ids) == world.beta.api_key
+        assert customer_secrets.rotate(conn, keys, "k2").rotated == 2
