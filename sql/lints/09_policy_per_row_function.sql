@@ -3,7 +3,10 @@
 -- Reads each policy's USING and WITH CHECK expression trees (pg_policy.polqual/polwithcheck) and
 -- finds function and operator calls that are not inside a sub-select. A call inside
 -- `(select ...)` runs once per query (an InitPlan); anywhere else it runs once per row. Flagged:
--- volatile functions, and non-leakproof functions that take arguments or are not built in.
+-- volatile functions; non-leakproof functions fed row values; non-leakproof functions that are
+-- not built in (context functions); built-in stable ones with arguments (current_setting).
+-- Constant casts (folded at plan time) and argument-less clocks such as statement_timestamp()
+-- pass.
 -- Why it matters: a context function such as tenantgate.current_customer() called per row costs a
 -- session lookup per row (3-10x slower here) and keeps the planner from using the tenant index; a
 -- non-leakproof function fed row values can leak them in an error message before the policy has
@@ -35,6 +38,10 @@ subselects as (                 -- [start, stop] of each `:subselect {QUERY ...}
 ),
 calls as (                      -- function and operator nodes outside every sub-select
   select o.polid, o.clause,
+         pg_catalog.strpos(pg_catalog.substr(o.tree, o.pos,
+           (select pg_catalog.min(c.pos) from braces c
+             where c.polid = o.polid and c.clause = o.clause and c.pos > o.pos
+               and c.ch = '}' and c.depth = o.depth - 1) - o.pos), '{VAR ') > 0 as reads_row,
          case
            when pg_catalog.substr(o.tree, o.pos, 10) = '{FUNCEXPR ' then
              pg_catalog.substring(pg_catalog.substr(o.tree, o.pos, 40), ':funcid (\d+)')::oid
@@ -61,7 +68,10 @@ flagged as (
   join pg_catalog.pg_proc f on f.oid = c.funcid
   join pg_catalog.pg_namespace fn on fn.oid = f.pronamespace
   where f.provolatile = 'v'
-     or (not f.proleakproof and (f.pronargs > 0 or f.oid >= 16384))
+     or (not f.proleakproof
+         and (c.reads_row                                -- fed row values
+              or f.oid >= 16384                          -- not built in (a context function)
+              or (f.provolatile = 's' and f.pronargs > 0)))  -- current_setting('...') and kin
 )
 select 'policy_per_row_function'::text as lint,
        pg_catalog.format('policy %I on %s (%s)', p.polname, p.polrelid::pg_catalog.regclass,
