@@ -29,7 +29,6 @@ from cli._common import (
     fail,
     resolve_dsn,
     stderr,
-    stdout,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -249,7 +248,10 @@ def enrol(
     with connect(dsn) as conn:
         conn.add_notice_handler(lambda diag: stderr.print(
             f"{(diag.severity or 'notice').lower()}: {diag.message_primary}"))
-        exists = conn.execute("select pg_catalog.to_regclass(%s)", (table,)).fetchone()
+        exists = conn.execute(
+            "select pg_catalog.format('%%I.%%I', n.nspname, c.relname) from pg_catalog.pg_class c"
+            " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+            " where c.oid = pg_catalog.to_regclass(%s)", (table,)).fetchone()
         if not exists or exists[0] is None:
             fail(f"no table {table!r}; name it as schema.table")
         conn.execute(
@@ -263,7 +265,7 @@ def enrol(
     if as_json:
         emit_json(record)
     else:
-        stdout.print(f"enrolled {exists[0]}: the mediator gets {', '.join(privileges)} on the "
-                     "rows of the verified session only")
+        typer.echo(f"enrolled {exists[0]}: the mediator gets {', '.join(privileges)} on the "
+                   "rows of the verified session only")
         for f in findings:
             stderr.print(f"finding: {f.lint} {f.object}: {f.why}\n  fix: {f.fix}")
