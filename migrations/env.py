@@ -9,7 +9,6 @@ import sys
 import sqlalchemy as sa
 from alembic import context
 
-
 if not logging.getLogger().handlers:
     # Say which revision runs, on stderr, as `alembic` does with its default ini.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
@@ -33,7 +32,7 @@ def database_url() -> str:
 def run_offline() -> None:
     """Print the SQL a DBA reviews, without touching any database."""
     context.configure(
-        url=os.environ.get("DATABASE_URL") and database_url() or "postgresql+psycopg://",
+        url=(os.environ.get("DATABASE_URL") and database_url()) or "postgresql+psycopg://",
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
         transaction_per_migration=True,

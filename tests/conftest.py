@@ -1,4 +1,4 @@
-"""Shared fixtures: one throwaway PostgreSQL per test session, one fresh migrated database per test."""
+"""Shared fixtures: one throwaway PostgreSQL per test session, a fresh database per test."""
 
 from __future__ import annotations
 
@@ -35,4 +35,6 @@ def database(database_factory: DatabaseFactory) -> Iterator[TestDatabase]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "tenantgate: PostgreSQL backend chosen by TENANTGATE_TEST_DSN / Docker / embedded (tests/pg.py)"
+    return (
+        "tenantgate: PostgreSQL from TENANTGATE_TEST_DSN, else Docker, else embedded (tests/pg.py)"
+    )

@@ -51,26 +51,30 @@ def add_org(db: TestDatabase, name: str | None = None, credits: int = 0) -> uuid
         assert row is not None
         org_id: uuid.UUID = row[0]
         if credits:
-            conn.execute("select tenantgate.grant_credits(%s, %s, %s)",
-                         (org_id, credits, f"seed-{org_id}"))
+            conn.execute(
+                "select tenantgate.grant_credits(%s, %s, %s)", (org_id, credits, f"seed-{org_id}")
+            )
     return org_id
 
 
 def add_operator(db: TestDatabase, org_id: uuid.UUID) -> uuid.UUID:
     with db.connect("tenantgate_admin") as conn:
         row = conn.execute(
-            "insert into tenantgate.operators (org_id, email) values (%s, %s) returning operator_id",
+            "insert into tenantgate.operators (org_id, email) values (%s, %s)"
+            " returning operator_id",
             (org_id, f"csm-{secrets.token_hex(4)}@example.com"),
         ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
 
-def add_connector(db: TestDatabase, org_id: uuid.UUID,
-                  tools: tuple[tuple[str, str, bool, int], ...] = DEMO_TOOLS) -> uuid.UUID:
+def add_connector(
+    db: TestDatabase, org_id: uuid.UUID, tools: tuple[tuple[str, str, bool, int], ...] = DEMO_TOOLS
+) -> uuid.UUID:
     with db.connect("tenantgate_admin") as conn:
         row = conn.execute(
-            "insert into tenantgate.connectors (org_id, name) values (%s, %s) returning connector_id",
+            "insert into tenantgate.connectors (org_id, name) values (%s, %s)"
+            " returning connector_id",
             (org_id, f"crm-{secrets.token_hex(4)}"),
         ).fetchone()
         assert row is not None
@@ -99,27 +103,42 @@ def add_tenant(db: TestDatabase, credits: int = 0) -> Tenant:
     """A fresh org with one operator, one connector (demo tools) and one customer."""
     org_id = add_org(db, credits=credits)
     connector_id = add_connector(db, org_id)
-    return Tenant(org_id, add_operator(db, org_id), connector_id,
-                  add_customer(db, org_id, connector_id))
+    return Tenant(
+        org_id, add_operator(db, org_id), connector_id, add_customer(db, org_id, connector_id)
+    )
 
 
-def open_session(db: TestDatabase, tenant: Tenant,
-                 scopes: tuple[str, ...] = ("read:profile", "read:tickets"),
-                 ttl: str = "15 minutes") -> Session:
+def open_session(
+    db: TestDatabase,
+    tenant: Tenant,
+    scopes: tuple[str, ...] = ("read:profile", "read:tickets"),
+    ttl: str = "15 minutes",
+) -> Session:
     """Open a session as the session manager does: only sha256(secret) reaches the database."""
     secret = secrets.token_urlsafe(32)
     with db.connect("tenantgate_session_manager") as conn:
         row = conn.execute(
             "select session_id from tenantgate.open_session(%s, %s, %s, %s, %s, %s::interval, %s)",
-            (tenant.org_id, tenant.operator_id, tenant.connector_id, tenant.customer_id,
-             list(scopes), ttl, hashlib.sha256(secret.encode()).digest()),
+            (
+                tenant.org_id,
+                tenant.operator_id,
+                tenant.connector_id,
+                tenant.customer_id,
+                list(scopes),
+                ttl,
+                hashlib.sha256(secret.encode()).digest(),
+            ),
         ).fetchone()
     assert row is not None
     return Session(tenant, row[0], secret, scopes)
 
 
-def set_context(conn: psycopg.Connection[tuple], org_id: object, customer_id: object,  # type: ignore[type-arg]
-                secret: str) -> None:
+def set_context(
+    conn: psycopg.Connection[tuple],
+    org_id: object,
+    customer_id: object,  # type: ignore[type-arg]
+    secret: str,
+) -> None:
     """Set the three transaction-local settings the mediator sets (inside a transaction)."""
     conn.execute(
         "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"
@@ -141,10 +160,17 @@ def seed_demo_rows(db: TestDatabase, tenant: Tenant, tickets: int = 2, invoices:
     tag = secrets.token_hex(3)
     with db.connect() as conn:
         conn.execute(
-            "insert into demo.customer_profiles (org_id, customer_id, full_name, email, phone, company)"
+            "insert into demo.customer_profiles"
+            " (org_id, customer_id, full_name, email, phone, company)"
             " values (%s, %s, %s, %s, %s, %s)",
-            (tenant.org_id, tenant.customer_id, f"Person {tag}", f"p-{tag}@example.com",
-             "+49 30 1234567", f"Company {tag}"),
+            (
+                tenant.org_id,
+                tenant.customer_id,
+                f"Person {tag}",
+                f"p-{tag}@example.com",
+                "+49 30 1234567",
+                f"Company {tag}",
+            ),
         )
         for i in range(tickets):
             conn.execute(

@@ -39,7 +39,7 @@ def _docker_answers() -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            import docker  # noqa: PLC0415
+            import docker
 
             client = docker.from_env(timeout=2)
             try:
@@ -67,7 +67,7 @@ def _from_dsn(dsn: str) -> pgserver.RunningServer:
 
 
 def _from_testcontainers() -> tuple[pgserver.RunningServer, object]:
-    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+    from testcontainers.postgres import PostgresContainer
 
     container = PostgresContainer("postgres:18", driver=None)
     container.start()
@@ -170,11 +170,16 @@ class DatabaseFactory:
     def prepare(self) -> None:
         self.create_empty(self.template)
         # TENANTGATE_TEST_REVISION stops the template at an earlier revision (bisecting migrations).
-        migrate(url_for(self.server, self.template), os.environ.get("TENANTGATE_TEST_REVISION", "head"))
+        migrate(
+            url_for(self.server, self.template), os.environ.get("TENANTGATE_TEST_REVISION", "head")
+        )
         with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
             for role, password in ROLE_PASSWORDS.items():
-                conn.execute(sql.SQL("alter role {} password {}").format(
-                    sql.Identifier(role), sql.Literal(password)))
+                conn.execute(
+                    sql.SQL("alter role {} password {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
 
     def create_empty(self, name: str) -> str:
         with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
@@ -185,15 +190,19 @@ class DatabaseFactory:
     def clone(self) -> TestDatabase:
         name = f"tg_{os.getpid()}_{secrets.token_hex(4)}"
         with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(self.template)))
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
         self._created.append(name)
         return TestDatabase(self.server, name)
 
     def drop(self, name: str) -> None:
         with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
         if name in self._created:
             self._created.remove(name)
 

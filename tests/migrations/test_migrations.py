@@ -35,12 +35,19 @@ def schema_of(dsn: str) -> list[str]:
 
 def alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
 
 
 def test_upgrade_downgrade_and_upgrade_again_on_a_fresh_database(
-    database_factory: DatabaseFactory
+    database_factory: DatabaseFactory,
 ) -> None:
     server = database_factory.server
     name = database_factory.create_empty("tg_migrate_roundtrip")
@@ -51,21 +58,28 @@ def test_upgrade_downgrade_and_upgrade_again_on_a_fresh_database(
     alembic(url, "downgrade", "base")
     assert schema_of(server.dsn(name)) == []
     with psycopg.connect(server.dsn(name)) as conn:
-        assert conn.execute("select count(*) from pg_namespace where nspname in"
-                            " ('tenantgate', 'demo')").fetchone() == (0,)
+        assert conn.execute(
+            "select count(*) from pg_namespace where nspname in ('tenantgate', 'demo')"
+        ).fetchone() == (0,)
     migrate(url)
     assert schema_of(server.dsn(name)) == first
     database_factory.drop(name)
 
 
 def test_offline_sql_builds_the_same_schema_as_online_migrations(
-    database_factory: DatabaseFactory
+    database_factory: DatabaseFactory,
 ) -> None:
     server = database_factory.server
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    offline = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head", "--sql"],
-                             cwd=REPO, env=env, capture_output=True, text=True, check=True,
-                             timeout=300).stdout
+    offline = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head", "--sql"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
     assert "create function tenantgate.trust_check" in offline
     online = database_factory.create_empty("tg_migrate_online")
     migrate(url_for(server, online))
@@ -79,7 +93,14 @@ def test_offline_sql_builds_the_same_schema_as_online_migrations(
 
 def test_migrations_need_a_database_url_and_say_so(database_factory: DatabaseFactory) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    done = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "DATABASE_URL is not set" in done.stderr

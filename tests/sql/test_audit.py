@@ -20,15 +20,27 @@ APPEND = "select seq, row_hash from tenantgate.append_audit(%s, %s, %s, %s)"
 def append(db: TestDatabase, session: Session, n: int, decision: str = "allowed") -> None:
     with as_session(db, session) as conn:
         for i in range(n):
-            conn.execute(APPEND, (f"req-{uuid.uuid4()}", "list_tickets", decision,
-                                  Jsonb({"rows": i, "args_sha256": "ab" * 32})))
+            conn.execute(
+                APPEND,
+                (
+                    f"req-{uuid.uuid4()}",
+                    "list_tickets",
+                    decision,
+                    Jsonb({"rows": i, "args_sha256": "ab" * 32}),
+                ),
+            )
 
 
 def verify(db: TestDatabase, org_id: uuid.UUID | None = None) -> list[tuple[object, ...]]:
     with db.connect("tenantgate_admin") as conn:
-        return [tuple(r) for r in conn.execute(
-            "select org_id, rows_checked, first_broken_seq, problem"
-            " from tenantgate.audit_verify(%s)", (org_id,)).fetchall()]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "select org_id, rows_checked, first_broken_seq, problem"
+                " from tenantgate.audit_verify(%s)",
+                (org_id,),
+            ).fetchall()
+        ]
 
 
 @pytest.fixture
@@ -42,14 +54,17 @@ def test_an_intact_chain_verifies(database: TestDatabase, chain: Session) -> Non
     assert verify(database) == [(chain.tenant.org_id, 10, None, None)]
 
 
-@pytest.mark.parametrize("statement", [
-    "update tenantgate.audit_log set decision = 'denied'",
-    "delete from tenantgate.audit_log",
-    "truncate tenantgate.audit_log",
-    "update tenantgate.audit_heads set seq = 0",
-    "insert into tenantgate.audit_log (org_id, seq, occurred_at, decision, prev_hash, row_hash)"
-    " values (gen_random_uuid(), 1, now(), 'allowed', '\\x00', '\\x00')",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update tenantgate.audit_log set decision = 'denied'",
+        "delete from tenantgate.audit_log",
+        "truncate tenantgate.audit_log",
+        "update tenantgate.audit_heads set seq = 0",
+        "insert into tenantgate.audit_log (org_id, seq, occurred_at, decision, prev_hash, row_hash)"
+        " values (gen_random_uuid(), 1, now(), 'allowed', '\\x00', '\\x00')",
+    ],
+)
 @pytest.mark.parametrize("role", ["tenantgate_mediator", "tenantgate_admin"])
 def test_no_login_role_can_change_the_audit_log_directly(
     database: TestDatabase, chain: Session, role: str, statement: str
@@ -58,12 +73,15 @@ def test_no_login_role_can_change_the_audit_log_directly(
         conn.execute(statement)
 
 
-@pytest.mark.parametrize("statement", [
-    "update tenantgate.audit_log set decision = 'denied' where seq = 3",
-    "delete from tenantgate.audit_log where seq = 3",
-    "truncate tenantgate.audit_log",
-    "delete from tenantgate.audit_heads",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update tenantgate.audit_log set decision = 'denied' where seq = 3",
+        "delete from tenantgate.audit_log where seq = 3",
+        "truncate tenantgate.audit_log",
+        "delete from tenantgate.audit_heads",
+    ],
+)
 def test_even_the_owner_and_a_superuser_are_stopped_by_the_append_only_triggers(
     database: TestDatabase, chain: Session, statement: str
 ) -> None:
@@ -140,11 +158,14 @@ def test_chain_heads_can_be_read_and_anchored_outside_the_database(
     database: TestDatabase, chain: Session
 ) -> None:
     with database.connect("tenantgate_admin") as conn:
-        heads = conn.execute("select org_id, seq, head_hash from tenantgate.audit_chain_heads()"
-                             ).fetchall()
-        last = conn.execute("select seq, row_hash from tenantgate.audit_log"
-                            " where org_id = %s order by seq desc limit 1",
-                            (chain.tenant.org_id,)).fetchone()
+        heads = conn.execute(
+            "select org_id, seq, head_hash from tenantgate.audit_chain_heads()"
+        ).fetchall()
+        last = conn.execute(
+            "select seq, row_hash from tenantgate.audit_log"
+            " where org_id = %s order by seq desc limit 1",
+            (chain.tenant.org_id,),
+        ).fetchone()
     assert heads == [(chain.tenant.org_id, last[0], last[1])] if last else False
 
 
@@ -155,7 +176,8 @@ def test_the_chain_can_be_recomputed_outside_postgres_from_an_export(
         rows = conn.execute(
             "select prev_hash, row_hash, tenantgate.audit_canonical(org_id, seq, occurred_at,"
             " session_id, operator_id, customer_id, request_id, tool_name, decision, detail)"
-            " from tenantgate.audit_log order by seq").fetchall()
+            " from tenantgate.audit_log order by seq"
+        ).fetchall()
     previous = bytes(32)
     for prev_hash, row_hash, canonical in rows:
         assert bytes(prev_hash) == previous
@@ -164,10 +186,13 @@ def test_the_chain_can_be_recomputed_outside_postgres_from_an_export(
         previous = bytes(row_hash)
 
 
-def test_appending_without_a_verified_session_is_refused(database: TestDatabase,
-                                                         chain: Session) -> None:
-    with database.connect("tenantgate_mediator") as conn, pytest.raises(
-            psycopg.errors.InsufficientPrivilege, match="no verified session"):
+def test_appending_without_a_verified_session_is_refused(
+    database: TestDatabase, chain: Session
+) -> None:
+    with (
+        database.connect("tenantgate_mediator") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="no verified session"),
+    ):
         conn.execute(APPEND, ("r", "t", "allowed", Jsonb({})))
 
 
@@ -175,16 +200,23 @@ def test_denials_land_in_the_claimed_orgs_chain_and_unknown_orgs_answer_the_same
     database: TestDatabase, chain: Session
 ) -> None:
     with database.connect("tenantgate_mediator") as conn:
-        known = conn.execute("select tenantgate.audit_denial(%s, 'r1', 'list_tickets',"
-                             " 'trust_check_failed', '{}')", (chain.tenant.org_id,)).fetchall()
-        unknown = conn.execute("select tenantgate.audit_denial(%s, 'r2', 'list_tickets',"
-                               " 'trust_check_failed', '{}')", (uuid.uuid4(),)).fetchall()
+        known = conn.execute(
+            "select tenantgate.audit_denial(%s, 'r1', 'list_tickets', 'trust_check_failed', '{}')",
+            (chain.tenant.org_id,),
+        ).fetchall()
+        unknown = conn.execute(
+            "select tenantgate.audit_denial(%s, 'r2', 'list_tickets', 'trust_check_failed', '{}')",
+            (uuid.uuid4(),),
+        ).fetchall()
     assert known == unknown
     with database.connect() as su:
-        row = su.execute("select decision, session_id, detail->>'verified' from tenantgate.audit_log"
-                         " where request_id = 'r1'").fetchone()
-        strays = su.execute("select count(*) from tenantgate.audit_log where request_id = 'r2'"
-                            ).fetchone()
+        row = su.execute(
+            "select decision, session_id, detail->>'verified' from tenantgate.audit_log"
+            " where request_id = 'r1'"
+        ).fetchone()
+        strays = su.execute(
+            "select count(*) from tenantgate.audit_log where request_id = 'r2'"
+        ).fetchone()
     assert row == ("denied", None, "false")
     assert strays == (0,)
     assert verify(database) == [(chain.tenant.org_id, 11, None, None)]

@@ -16,8 +16,9 @@ SPEND = "select charged, replayed, balance from tenantgate.spend_credits(%s, %s,
 
 def balance(db: TestDatabase, org_id: uuid.UUID) -> int:
     with db.connect() as su:
-        row = su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
-                         (org_id,)).fetchone()
+        row = su.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s", (org_id,)
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -40,8 +41,9 @@ def test_64_concurrent_spenders_take_exactly_the_balance_and_never_more(
                 start.wait()
                 for attempt in range(100):
                     with conn.transaction():
-                        set_context(conn, funded.tenant.org_id, funded.tenant.customer_id,
-                                    funded.secret)
+                        set_context(
+                            conn, funded.tenant.org_id, funded.tenant.customer_id, funded.secret
+                        )
                         row = conn.execute(SPEND, (f"w{worker}-a{attempt}", 1, "t")).fetchone()
                         ok += bool(row and row[0])
         except BaseException as exc:  # reported below, not swallowed
@@ -57,8 +59,10 @@ def test_64_concurrent_spenders_take_exactly_the_balance_and_never_more(
     assert sum(successes) == 1000
     assert balance(database, funded.tenant.org_id) == 0
     with database.connect() as su:
-        charged = su.execute("select count(*), sum(amount) from tenantgate.credit_ledger"
-                             " where kind = 'spend' and outcome = 'charged'").fetchone()
+        charged = su.execute(
+            "select count(*), sum(amount) from tenantgate.credit_ledger"
+            " where kind = 'spend' and outcome = 'charged'"
+        ).fetchone()
     assert charged == (1000, 1000)
 
 
@@ -102,7 +106,7 @@ def test_concurrent_duplicates_of_one_request_id_are_charged_once(
 
 
 def test_a_refused_spend_answers_refused_without_changing_the_balance(
-    database: TestDatabase
+    database: TestDatabase,
 ) -> None:
     poor = open_session(database, add_tenant(database, credits=3))
     with as_session(database, poor) as conn:
@@ -116,10 +120,15 @@ def test_a_spend_rolls_back_with_the_tool_call_that_failed(
     database: TestDatabase, funded: Session
 ) -> None:
     with database.connect("tenantgate_mediator") as conn:
-        with pytest.raises(psycopg.errors.DivisionByZero), conn.transaction():
-            set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, funded.secret)
-            conn.execute(SPEND, ("doomed", 10, "t"))
-            conn.execute("select 1 / 0")  # the tool's query fails after the charge
+
+        def charge_then_fail() -> None:
+            with conn.transaction():
+                set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, funded.secret)
+                conn.execute(SPEND, ("doomed", 10, "t"))
+                conn.execute("select 1 / 0")  # the tool's query fails after the charge
+
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            charge_then_fail()
         with conn.transaction():
             set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, funded.secret)
             assert conn.execute(SPEND, ("doomed", 10, "t")).fetchone() == (True, False, 990)
@@ -135,16 +144,20 @@ def test_a_request_id_reused_for_a_different_charge_is_refused(
 
 
 @pytest.mark.parametrize("amount", [0, -5])
-def test_zero_or_negative_amounts_are_refused(database: TestDatabase, funded: Session,
-                                              amount: int) -> None:
-    with as_session(database, funded) as conn, pytest.raises(
-            psycopg.errors.InvalidParameterValue, match="must be positive"):
+def test_zero_or_negative_amounts_are_refused(
+    database: TestDatabase, funded: Session, amount: int
+) -> None:
+    with (
+        as_session(database, funded) as conn,
+        pytest.raises(psycopg.errors.InvalidParameterValue, match="must be positive"),
+    ):
         conn.execute(SPEND, ("neg", amount, "t"))
     assert balance(database, funded.tenant.org_id) == 1000
 
 
-def test_spending_without_a_verified_session_is_refused(database: TestDatabase,
-                                                        funded: Session) -> None:
+def test_spending_without_a_verified_session_is_refused(
+    database: TestDatabase, funded: Session
+) -> None:
     with database.connect("tenantgate_mediator") as conn, conn.transaction():
         set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, "guessed")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no verified session"):
@@ -162,5 +175,6 @@ def test_grants_are_idempotent_on_their_request_id(database: TestDatabase) -> No
 
 def test_the_mediator_cannot_grant_itself_credits(database: TestDatabase, funded: Session) -> None:
     with as_session(database, funded) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        conn.execute("select tenantgate.grant_credits(%s, 1000000, 'free')",
-                     (funded.tenant.org_id,))
+        conn.execute(
+            "select tenantgate.grant_credits(%s, 1000000, 'free')", (funded.tenant.org_id,)
+        )

@@ -41,8 +41,11 @@ layout = st.lists(  # orgs -> connectors -> customers per connector
 )
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(layout=layout, data=st.data())
 def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
     database: TestDatabase, layout: list[list[int]], data: st.DataObject
@@ -54,8 +57,9 @@ def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
         for customers in connectors:
             connector_id = add_connector(database, org_id)
             for _ in range(customers):
-                tenant = Tenant(org_id, operator_id, connector_id,
-                                add_customer(database, org_id, connector_id))
+                tenant = Tenant(
+                    org_id, operator_id, connector_id, add_customer(database, org_id, connector_id)
+                )
                 seed_demo_rows(database, tenant, tickets=data.draw(st.integers(1, 3)), invoices=1)
                 tenants.append(tenant)
 
@@ -67,11 +71,13 @@ def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
         with database.connect() as su:
             expected_tickets = su.execute(
                 "select count(*) from demo.tickets where org_id = %s and customer_id = %s",
-                (chosen.org_id, chosen.customer_id)).fetchone()
+                (chosen.org_id, chosen.customer_id),
+            ).fetchone()
         assert conn.execute("select count(*) from demo.tickets").fetchone() == expected_tickets
 
 
 # --- a session's rows disappear on the very next query when anything about it stops being live ---
+
 
 def _pause(db: TestDatabase, sql: str, *params: object) -> None:
     with db.connect() as conn:
@@ -80,26 +86,40 @@ def _pause(db: TestDatabase, sql: str, *params: object) -> None:
 
 LIFECYCLE = {
     "session_ended": lambda db, s: _pause(
-        db, "select tenantgate.end_session(%s, %s)", s.tenant.org_id, s.session_id),
+        db, "select tenantgate.end_session(%s, %s)", s.tenant.org_id, s.session_id
+    ),
     "session_expired": lambda db, s: _pause(
-        db, "update tenantgate.sessions set created_at = now() - interval '2 hours',"
-            " expires_at = now() - interval '1 second' where session_id = %s", s.session_id),
+        db,
+        "update tenantgate.sessions set created_at = now() - interval '2 hours',"
+        " expires_at = now() - interval '1 second' where session_id = %s",
+        s.session_id,
+    ),
     "customer_paused": lambda db, s: _pause(
-        db, "update tenantgate.customer_accounts set status = 'paused' where customer_id = %s",
-        s.tenant.customer_id),
+        db,
+        "update tenantgate.customer_accounts set status = 'paused' where customer_id = %s",
+        s.tenant.customer_id,
+    ),
     "customer_revoked": lambda db, s: _pause(
-        db, "update tenantgate.customer_accounts set status = 'revoked' where customer_id = %s",
-        s.tenant.customer_id),
+        db,
+        "update tenantgate.customer_accounts set status = 'revoked' where customer_id = %s",
+        s.tenant.customer_id,
+    ),
     "connector_paused": lambda db, s: _pause(
-        db, "update tenantgate.connectors set status = 'paused' where connector_id = %s",
-        s.tenant.connector_id),
+        db,
+        "update tenantgate.connectors set status = 'paused' where connector_id = %s",
+        s.tenant.connector_id,
+    ),
     "org_paused": lambda db, s: _pause(
-        db, "update tenantgate.orgs set status = 'paused' where org_id = %s", s.tenant.org_id),
+        db, "update tenantgate.orgs set status = 'paused' where org_id = %s", s.tenant.org_id
+    ),
     "org_revoked": lambda db, s: _pause(
-        db, "update tenantgate.orgs set status = 'revoked' where org_id = %s", s.tenant.org_id),
+        db, "update tenantgate.orgs set status = 'revoked' where org_id = %s", s.tenant.org_id
+    ),
     "operator_disabled": lambda db, s: _pause(
-        db, "update tenantgate.operators set status = 'disabled' where operator_id = %s",
-        s.tenant.operator_id),
+        db,
+        "update tenantgate.operators set status = 'disabled' where operator_id = %s",
+        s.tenant.operator_id,
+    ),
 }
 
 
@@ -118,6 +138,7 @@ def test_session_reads_nothing_on_the_very_next_query_once_it_is_no_longer_live(
 
 
 # --- the mediator's credential alone ------------------------------------------------------------
+
 
 @pytest.fixture
 def live(database: TestDatabase) -> Session:
@@ -159,11 +180,13 @@ def test_mediator_after_session_level_settings_of_real_ids_reads_zero_rows(
     database: TestDatabase, live: Session
 ) -> None:
     with database.connect("tenantgate_mediator", autocommit=True) as conn:
-        for name, value in (("app.org_id", live.tenant.org_id),
-                            ("app.customer_id", live.tenant.customer_id),
-                            ("app.session_id", live.session_id),
-                            ("app.operator_id", live.tenant.operator_id),
-                            ("app.session_secret", secrets.token_urlsafe(32))):
+        for name, value in (
+            ("app.org_id", live.tenant.org_id),
+            ("app.customer_id", live.tenant.customer_id),
+            ("app.session_id", live.session_id),
+            ("app.operator_id", live.tenant.operator_id),
+            ("app.session_secret", secrets.token_urlsafe(32)),
+        ):
             conn.execute("select set_config(%s, %s, false)", (name, str(value)))
         for table in ENROLLED_TABLES:
             assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
@@ -186,8 +209,10 @@ def test_mediator_without_a_session_cannot_write_any_enrolled_table(
         updated = conn.execute("update demo.tickets set status = 'closed'").rowcount
         assert updated == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("insert into demo.tickets (org_id, customer_id, subject)"
-                         " values (%s, %s, 'forged')", (tenant.org_id, tenant.customer_id))
+            conn.execute(
+                "insert into demo.tickets (org_id, customer_id, subject) values (%s, %s, 'forged')",
+                (tenant.org_id, tenant.customer_id),
+            )
 
 
 def test_a_session_cannot_move_or_write_rows_into_another_customer(database: TestDatabase) -> None:
@@ -195,14 +220,28 @@ def test_a_session_cannot_move_or_write_rows_into_another_customer(database: Tes
     seed_demo_rows(database, mine)
     session = open_session(database, mine)
     with as_session(database, session) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        conn.execute("update demo.tickets set org_id = %s, customer_id = %s",
-                     (theirs.org_id, theirs.customer_id))
+        conn.execute(
+            "update demo.tickets set org_id = %s, customer_id = %s",
+            (theirs.org_id, theirs.customer_id),
+        )
 
 
-@pytest.mark.parametrize("table", ["sessions", "customer_secrets", "orgs", "customer_accounts",
-                                   "credit_accounts", "credit_ledger", "audit_log", "tools"])
-def test_mediator_cannot_read_control_tables(database: TestDatabase, live: Session,
-                                             table: str) -> None:
+@pytest.mark.parametrize(
+    "table",
+    [
+        "sessions",
+        "customer_secrets",
+        "orgs",
+        "customer_accounts",
+        "credit_accounts",
+        "credit_ledger",
+        "audit_log",
+        "tools",
+    ],
+)
+def test_mediator_cannot_read_control_tables(
+    database: TestDatabase, live: Session, table: str
+) -> None:
     with as_session(database, live) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(f"select * from tenantgate.{table}")
 
@@ -212,10 +251,15 @@ def test_policy_checks_the_session_once_per_query_and_uses_the_org_index(
 ) -> None:
     with as_session(database, live) as conn:
         conn.execute("set local enable_seqscan = off")
-        plan = "\n".join(r[0] for r in conn.execute(
-            "explain select * from demo.tickets where status = 'open'").fetchall())
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "explain select * from demo.tickets where status = 'open'"
+            ).fetchall()
+        )
     index_cond = next(line for line in plan.splitlines() if "Index Cond" in line)
-    assert "org_id =" in index_cond and "customer_id =" in index_cond
+    assert "org_id =" in index_cond
+    assert "customer_id =" in index_cond
     assert plan.count("InitPlan") >= 1
     assert plan.count("current_tenant") == 1
 
@@ -224,16 +268,23 @@ def test_history_is_visible_only_to_its_own_live_session(database: TestDatabase)
     tenant = add_tenant(database)
     first, second = open_session(database, tenant), open_session(database, tenant)
     with as_session(database, first) as conn:
-        conn.execute("insert into tenantgate.session_messages (org_id, session_id, role, content)"
-                     " values (%s, %s, 'user', 'hello')", (tenant.org_id, first.session_id))
+        conn.execute(
+            "insert into tenantgate.session_messages (org_id, session_id, role, content)"
+            " values (%s, %s, 'user', 'hello')",
+            (tenant.org_id, first.session_id),
+        )
     with as_session(database, second) as conn:
         assert conn.execute("select count(*) from tenantgate.session_messages").fetchone() == (0,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("insert into tenantgate.session_messages (org_id, session_id, role, content)"
-                         " values (%s, %s, 'user', 'spoof')", (tenant.org_id, first.session_id))
+            conn.execute(
+                "insert into tenantgate.session_messages (org_id, session_id, role, content)"
+                " values (%s, %s, 'user', 'spoof')",
+                (tenant.org_id, first.session_id),
+            )
     with as_session(database, first) as conn:
         assert conn.execute("select content from tenantgate.session_messages").fetchall() == [
-            ("hello",)]
+            ("hello",)
+        ]
     with database.connect() as su:
         su.execute("select tenantgate.end_session(%s, %s)", (tenant.org_id, first.session_id))
         left = su.execute("select count(*) from tenantgate.session_messages").fetchone()

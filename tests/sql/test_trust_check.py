@@ -1,4 +1,4 @@
-"""The per-turn trust check: the catalog for a live session, the same empty answer for any failure."""
+"""The per-turn trust check: the catalog for a live session, one empty answer for any failure."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from tests.pg import TestDatabase
 TRUST_CHECK = "select * from tenantgate.trust_check(%s, %s, %s, %s)"
 
 
-def trust_check(db: TestDatabase, org: object, connector: object, customer: object,
-                secret: str) -> tuple[list[str], list[tuple[object, ...]]]:
+def trust_check(
+    db: TestDatabase, org: object, connector: object, customer: object, secret: str
+) -> tuple[list[str], list[tuple[object, ...]]]:
     with db.connect("tenantgate_mediator") as conn:
         cur = conn.execute(TRUST_CHECK, (org, connector, customer, secret))
         columns = [c.name for c in cur.description or []]
@@ -26,8 +27,9 @@ def test_live_session_gets_its_connectors_enabled_tools(database: TestDatabase) 
     session = open_session(database, tenant)
     with database.connect() as su:
         su.execute("update tenantgate.tools set enabled = false where tool_name = 'list_tickets'")
-    _, rows = trust_check(database, tenant.org_id, tenant.connector_id, tenant.customer_id,
-                          session.secret)
+    _, rows = trust_check(
+        database, tenant.org_id, tenant.connector_id, tenant.customer_id, session.secret
+    )
     assert [r[4] for r in rows] == ["get_customer_profile", "update_ticket_status"]
     assert {r[0] for r in rows} == {session.session_id}
     assert rows[0][2] == ["read:profile", "read:tickets"]
@@ -35,51 +37,94 @@ def test_live_session_gets_its_connectors_enabled_tools(database: TestDatabase) 
 
 def _sql(statement: str, *which: str) -> Callable[[TestDatabase, Session], None]:
     def apply(db: TestDatabase, s: Session) -> None:
-        values = {"customer": s.tenant.customer_id, "connector": s.tenant.connector_id,
-                  "org": s.tenant.org_id, "operator": s.tenant.operator_id,
-                  "session": s.session_id}
+        values = {
+            "customer": s.tenant.customer_id,
+            "connector": s.tenant.connector_id,
+            "org": s.tenant.org_id,
+            "operator": s.tenant.operator_id,
+            "session": s.session_id,
+        }
         with db.connect() as su:
             su.execute(statement, [values[w] for w in which])
+
     return apply
 
 
 STATE_CHANGES = {
-    "customer_paused": _sql("update tenantgate.customer_accounts set status = 'paused'"
-                            " where customer_id = %s", "customer"),
-    "customer_revoked": _sql("update tenantgate.customer_accounts set status = 'revoked'"
-                             " where customer_id = %s", "customer"),
-    "connector_paused": _sql("update tenantgate.connectors set status = 'paused'"
-                             " where connector_id = %s", "connector"),
+    "customer_paused": _sql(
+        "update tenantgate.customer_accounts set status = 'paused' where customer_id = %s",
+        "customer",
+    ),
+    "customer_revoked": _sql(
+        "update tenantgate.customer_accounts set status = 'revoked' where customer_id = %s",
+        "customer",
+    ),
+    "connector_paused": _sql(
+        "update tenantgate.connectors set status = 'paused' where connector_id = %s", "connector"
+    ),
     "org_paused": _sql("update tenantgate.orgs set status = 'paused' where org_id = %s", "org"),
-    "operator_disabled": _sql("update tenantgate.operators set status = 'disabled'"
-                              " where operator_id = %s", "operator"),
-    "session_expired": _sql("update tenantgate.sessions set created_at = now() - interval '1 hour',"
-                            " expires_at = now() - interval '1 second' where session_id = %s",
-                            "session"),
+    "operator_disabled": _sql(
+        "update tenantgate.operators set status = 'disabled' where operator_id = %s", "operator"
+    ),
+    "session_expired": _sql(
+        "update tenantgate.sessions set created_at = now() - interval '1 hour',"
+        " expires_at = now() - interval '1 second' where session_id = %s",
+        "session",
+    ),
     "session_ended": _sql("select tenantgate.end_session(%s, %s)", "org", "session"),
 }
 
 WRONG_ARGUMENTS = {
-    "wrong_org": lambda s, other: (other.tenant.org_id, s.tenant.connector_id,
-                                   s.tenant.customer_id, s.secret),
-    "wrong_connector": lambda s, other: (s.tenant.org_id, other.tenant.connector_id,
-                                         s.tenant.customer_id, s.secret),
-    "customer_of_another_org": lambda s, other: (s.tenant.org_id, s.tenant.connector_id,
-                                                 other.tenant.customer_id, s.secret),
-    "unknown_customer": lambda s, other: (s.tenant.org_id, s.tenant.connector_id, uuid.uuid4(),
-                                          s.secret),
-    "unknown_org": lambda s, other: (uuid.uuid4(), s.tenant.connector_id, s.tenant.customer_id,
-                                     s.secret),
-    "other_sessions_secret": lambda s, other: (s.tenant.org_id, s.tenant.connector_id,
-                                               s.tenant.customer_id, other.secret),
-    "empty_secret": lambda s, other: (s.tenant.org_id, s.tenant.connector_id,
-                                      s.tenant.customer_id, ""),
+    "wrong_org": lambda s, other: (
+        other.tenant.org_id,
+        s.tenant.connector_id,
+        s.tenant.customer_id,
+        s.secret,
+    ),
+    "wrong_connector": lambda s, other: (
+        s.tenant.org_id,
+        other.tenant.connector_id,
+        s.tenant.customer_id,
+        s.secret,
+    ),
+    "customer_of_another_org": lambda s, other: (
+        s.tenant.org_id,
+        s.tenant.connector_id,
+        other.tenant.customer_id,
+        s.secret,
+    ),
+    "unknown_customer": lambda s, other: (
+        s.tenant.org_id,
+        s.tenant.connector_id,
+        uuid.uuid4(),
+        s.secret,
+    ),
+    "unknown_org": lambda s, other: (
+        uuid.uuid4(),
+        s.tenant.connector_id,
+        s.tenant.customer_id,
+        s.secret,
+    ),
+    "other_sessions_secret": lambda s, other: (
+        s.tenant.org_id,
+        s.tenant.connector_id,
+        s.tenant.customer_id,
+        other.secret,
+    ),
+    "empty_secret": lambda s, other: (
+        s.tenant.org_id,
+        s.tenant.connector_id,
+        s.tenant.customer_id,
+        "",
+    ),
 }
 
 
 @pytest.fixture
 def two_sessions(database: TestDatabase) -> tuple[Session, Session]:
-    return open_session(database, add_tenant(database)), open_session(database, add_tenant(database))
+    return open_session(database, add_tenant(database)), open_session(
+        database, add_tenant(database)
+    )
 
 
 @pytest.mark.parametrize("case", sorted(WRONG_ARGUMENTS))
@@ -108,15 +153,18 @@ def test_trust_check_answers_inactive_parties_exactly_like_nothing_exists(
 
 def test_trust_check_is_not_executable_by_public(database: TestDatabase) -> None:
     with database.connect() as su:
-        acl = su.execute("select has_function_privilege('public', "
-                         "'tenantgate.trust_check(uuid, uuid, uuid, text)', 'execute')").fetchone()
+        acl = su.execute(
+            "select has_function_privilege('public', "
+            "'tenantgate.trust_check(uuid, uuid, uuid, text)', 'execute')"
+        ).fetchone()
     assert acl == (False,)
 
 
 @pytest.mark.parametrize("change", ["customer_paused", "org_paused", "operator_disabled"])
-def test_sessions_cannot_be_opened_for_inactive_parties(database: TestDatabase,
-                                                        change: str) -> None:
-    import psycopg  # noqa: PLC0415
+def test_sessions_cannot_be_opened_for_inactive_parties(
+    database: TestDatabase, change: str
+) -> None:
+    import psycopg
 
     tenant = add_tenant(database)
     STATE_CHANGES[change](database, Session(tenant, uuid.uuid4(), "unused"))
