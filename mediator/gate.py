@@ -36,7 +36,7 @@ AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
 RATE = "select tenantgate.rate_take(%s, %s, %s)"
 APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
 ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
-ADMIT = "select * from tenantgate.gate_admit(%s, %s, %s, %s, %s, %s)"
+ADMIT = "select * from tenantgate.gate_admit(%s, %s, %s, %s, %s, %s, %s::jsonb)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ class Gate:
             take_rate = False
         params = args.model_dump()
         params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
-        # round trip 2: admit (rate limit + credits), the template, its audit row, commit
+        # round trip 2: admit (rate limit, credits, audit row), the template, commit
         try:
             async with conn.pipeline():
                 admit = await conn.execute(
@@ -229,12 +229,10 @@ class Gate:
                         s.rate_burst,
                         s.rate_per_second,
                         take_rate,
+                        orjson.dumps(detail).decode(),
                     ),
                 )
                 data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
-                await conn.execute(
-                    AUDIT, (request_id, name, "allowed", orjson.dumps(detail).decode())
-                )
                 if self.fault_before_commit is not None:
                     await self.fault_before_commit(conn)
                 await conn.execute("commit")

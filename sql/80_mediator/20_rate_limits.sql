@@ -27,8 +27,9 @@ create policy owner_all on tenantgate.rate_buckets for all to tenantgate_owner
   using (true) with check (true);
 create policy admin_read on tenantgate.rate_buckets for select to tenantgate_admin using (true);
 
-create function tenantgate.rate_take(p_tool_name text, p_burst integer,
-                                     p_per_second double precision)
+-- Internal (no grant): the bucket arithmetic for an already verified org and operator.
+create function tenantgate.rate_take_for(p_org_id uuid, p_operator_id uuid, p_tool_name text,
+                                         p_burst integer, p_per_second double precision)
 returns void
 language plpgsql
 volatile
@@ -36,19 +37,13 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_ctx  record;
-  v_now  timestamptz := pg_catalog.clock_timestamp();
+  v_now timestamptz := pg_catalog.clock_timestamp();
 begin
   if p_burst is null or p_burst < 1 or p_per_second is null or p_per_second <= 0 then
     raise exception using errcode = '22023', message = 'tenantgate: bad rate limit';
   end if;
-  select c.org_id, c.operator_id into v_ctx from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
   insert into tenantgate.rate_buckets as b (org_id, operator_id, tool_name, tokens, updated_at)
-  values (v_ctx.org_id, v_ctx.operator_id, p_tool_name, p_burst - 1, v_now)
+  values (p_org_id, p_operator_id, p_tool_name, p_burst - 1, v_now)
   on conflict (org_id, operator_id, tool_name) do update
     set tokens = least(p_burst::double precision,
                        b.tokens + extract(epoch from v_now - b.updated_at)::double precision
@@ -60,6 +55,30 @@ begin
   if not found then
     raise exception using errcode = 'TG429', message = 'tenantgate: rate limited';
   end if;
+end
+$$;
+comment on function tenantgate.rate_take_for(uuid, uuid, text, integer, double precision) is
+  'Internal: take one token from (org, operator, tool)''s bucket; SQLSTATE TG429 when empty.';
+
+-- The mediator's entry: org and operator come from the verified context, never from arguments.
+create function tenantgate.rate_take(p_tool_name text, p_burst integer,
+                                     p_per_second double precision)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_ctx record;
+begin
+  select c.org_id, c.operator_id into v_ctx from tenantgate.session_context() c;
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'tenantgate: no verified session in this transaction';
+  end if;
+  perform tenantgate.rate_take_for(v_ctx.org_id, v_ctx.operator_id, p_tool_name, p_burst,
+                                   p_per_second);
 end
 $$;
 comment on function tenantgate.rate_take(text, integer, double precision) is

@@ -1,9 +1,13 @@
--- 80_mediator/40_gate.sql: admit one tool call -- rate limit, then credits -- in one statement,
--- so the mediator can pipeline it with the read and the audit row (one round trip).
+-- 80_mediator/40_gate.sql: admit one tool call -- rate limit, credits, and its audit row -- in
+-- one statement, so the mediator sends it pipelined with the read and the commit: one round trip.
 --
 -- Both refusals raise (TG429 rate limited, TG402 not enough credits): the caller's transaction
--- aborts, the template and its audit row queued behind this statement never run, and nothing is
--- charged. The mediator then rolls back and audits the refusal in a fresh transaction.
+-- aborts, the template queued behind this statement never runs, nothing is charged and the
+-- 'allowed' audit row is rolled back with it. The mediator then rolls back and audits the refusal
+-- in a fresh transaction. The audit row is written here, before the read, but in the same
+-- transaction: it commits exactly when the read's result does, so no data leaves without it.
+-- The verified context is evaluated once here (rate limit and audit reuse it; spend_credits
+-- checks it again on its own).
 
 set local role tenantgate_owner;
 
@@ -13,36 +17,49 @@ create function tenantgate.gate_admit(
   p_credit_cost  integer,
   p_burst        integer,
   p_per_second   double precision,
-  p_take_rate    boolean
+  p_take_rate    boolean,
+  p_detail       jsonb
 )
-returns table (balance bigint, replayed boolean)
+returns table (balance bigint, replayed boolean, audit_seq bigint)
 language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_spend record;
+  v_ctx     record;
+  v_spend   record;
+  v_balance bigint;
+  v_replay  boolean := false;
+  v_seq     bigint;
 begin
-  if not exists (select 1 from tenantgate.session_context()) then
+  select c.org_id, c.session_id, c.operator_id, c.customer_id into v_ctx
+    from tenantgate.session_context() c;
+  if not found then
     raise exception using errcode = '42501',
       message = 'tenantgate: no verified session in this transaction';
   end if;
   if p_take_rate then
-    perform tenantgate.rate_take(p_tool_name, p_burst, p_per_second);
+    perform tenantgate.rate_take_for(v_ctx.org_id, v_ctx.operator_id, p_tool_name, p_burst,
+                                     p_per_second);
   end if;
-  if coalesce(p_credit_cost, 0) <= 0 then
-    return query select null::bigint, false;
-    return;
+  if coalesce(p_credit_cost, 0) > 0 then
+    select s.charged, s.replayed, s.balance into v_spend
+      from tenantgate.spend_credits(p_request_id, p_credit_cost, p_tool_name) s;
+    if not v_spend.charged then
+      raise exception using errcode = 'TG402', message = 'tenantgate: not enough credits';
+    end if;
+    v_balance := v_spend.balance;
+    v_replay := v_spend.replayed;
   end if;
-  select s.charged, s.replayed, s.balance into v_spend
-    from tenantgate.spend_credits(p_request_id, p_credit_cost, p_tool_name) s;
-  if not v_spend.charged then
-    raise exception using errcode = 'TG402', message = 'tenantgate: not enough credits';
-  end if;
-  return query select v_spend.balance, v_spend.replayed;
+  select a.seq into v_seq
+    from tenantgate.audit_append_row(v_ctx.org_id, v_ctx.session_id, v_ctx.operator_id,
+                                     v_ctx.customer_id, p_request_id, p_tool_name, 'allowed',
+                                     coalesce(p_detail, '{}'::jsonb)) a;
+  return query select v_balance, v_replay, v_seq;
 end
 $$;
-comment on function tenantgate.gate_admit(text, text, integer, integer, double precision, boolean) is
-  'Rate limit (TG429) then idempotent credit spend (TG402) for one tool call of the verified '
-  'session; returns the balance after the charge.';
+comment on function tenantgate.gate_admit(text, text, integer, integer, double precision,
+                                          boolean, jsonb) is
+  'One tool call of the verified session: rate limit (TG429), idempotent credit spend (TG402) '
+  'and its ''allowed'' audit row, in the caller''s transaction.';
