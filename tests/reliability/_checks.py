@@ -21,8 +21,12 @@ def foreign_rows(world: World, customer: str, tool: str, out: Any) -> list[Any]:
     """Rows in `out` (a shaped gate result) that do not belong to `customer`; [] when clean."""
     cust = next(o.customers[customer] for o in world.orgs.values() if customer in o.customers)
     if tool in ("list_tickets", "search_tickets"):
-        return [r for r in out["items"] if r["ticket_id"] not in cust.ticket_ids
-                or not str(r["subject"]).startswith(f"{customer}:")]
+        return [
+            r
+            for r in out["items"]
+            if r["ticket_id"] not in cust.ticket_ids
+            or not str(r["subject"]).startswith(f"{customer}:")
+        ]
     if tool == "list_invoices":
         return [r for r in out["items"] if r["invoice_id"] not in cust.invoice_ids]
     if tool == "get_customer_profile":
@@ -30,7 +34,8 @@ def foreign_rows(world: World, customer: str, tool: str, out: Any) -> list[Any]:
     if tool == "get_subscription":
         return [] if out.get("plan") == ("starter" if customer == "Beta" else "business") else [out]
     if tool == "account_health":
-        return [] if out.get("open_tickets") == 2 and out.get("overdue_invoices") == 1 else [out]
+        plan = "starter" if customer == "Beta" else "business"
+        return [] if out.get("overdue_invoices") == 1 and out.get("plan") == plan else [out]
     raise KeyError(tool)
 
 

@@ -23,7 +23,8 @@ from cli import pgserver
 def binary() -> str | None:
     """The pgbouncer executable, or None when the package is not installed."""
     return shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").is_file() else None)
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").is_file() else None
+    )
 
 
 @dataclass
@@ -36,8 +37,9 @@ class Bouncer:
     log: Path
 
     def dsn(self, dbname: str, user: str, password: str) -> str:
-        return self.upstream.dsn(dbname, user=user, password=password, host=self.host,
-                                 port=str(self.port))
+        return self.upstream.dsn(
+            dbname, user=user, password=password, host=self.host, port=str(self.port)
+        )
 
 
 def _as_user(command: list[str]) -> list[str]:
@@ -45,8 +47,18 @@ def _as_user(command: list[str]) -> list[str]:
         return command
     known = subprocess.run(["id", "-u", pgserver.SERVER_USER], capture_output=True, check=False)
     if known.returncode != 0:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        pgserver.SERVER_USER], capture_output=True, check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                pgserver.SERVER_USER,
+            ],
+            capture_output=True,
+            check=True,
+        )
     return ["runuser", "-u", pgserver.SERVER_USER, "--", *command]
 
 
@@ -64,8 +76,9 @@ def _folder() -> Path:
 
 
 @contextlib.contextmanager
-def pgbouncer(server: pgserver.RunningServer, users: dict[str, str],
-              pool_size: int = 4) -> Iterator[Bouncer]:
+def pgbouncer(
+    server: pgserver.RunningServer, users: dict[str, str], pool_size: int = 4
+) -> Iterator[Bouncer]:
     """Run PgBouncer in transaction mode for `users` (name -> password) until the block ends."""
     exe = binary()
     if exe is None:
@@ -95,8 +108,11 @@ pidfile = {home}/pgbouncer.pid
     if os.geteuid() == 0:
         for name in ("userlist.txt", "pgbouncer.ini"):
             shutil.chown(home / name, user=pgserver.SERVER_USER)
-    proc = subprocess.Popen(_as_user([exe, str(home / "pgbouncer.ini")]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _as_user([exe, str(home / "pgbouncer.ini")]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:

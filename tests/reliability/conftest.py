@@ -45,11 +45,15 @@ def rel_key() -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture(scope="session")
-def rel_public_pem(tmp_path_factory: pytest.TempPathFactory,
-                   rel_key: ec.EllipticCurvePrivateKey) -> Path:
+def rel_public_pem(
+    tmp_path_factory: pytest.TempPathFactory, rel_key: ec.EllipticCurvePrivateKey
+) -> Path:
     path = tmp_path_factory.mktemp("reliability-keys") / "signing.pub.pem"
-    path.write_bytes(rel_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    path.write_bytes(
+        rel_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return path
 
 
@@ -59,10 +63,16 @@ def rel_signer(rel_key: ec.EllipticCurvePrivateKey) -> TokenSigner:
 
 
 def make_settings(dsn: str, public_pem: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": dsn, "issuer": ISSUER, "audience": AUDIENCE,
-                              "jwt_public_key_file": public_pem, "pool_min_size": 1,
-                              "pool_max_size": 8, "rate_burst": 100_000,
-                              "rate_per_second": 100_000.0}
+    values: dict[str, Any] = {
+        "database_url": dsn,
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "jwt_public_key_file": public_pem,
+        "pool_min_size": 1,
+        "pool_max_size": 8,
+        "rate_burst": 100_000,
+        "rate_per_second": 100_000.0,
+    }
     values.update(extra)
     return Settings(**values)
 
@@ -79,13 +89,18 @@ class Sessions:
     def __init__(self, world: World, manager: SessionManager, verifier: TokenVerifier) -> None:
         self.world, self.manager, self.verifier = world, manager, verifier
 
-    def open(self, customer: str = "Acme", org: str = "Northwind",
-             scopes: list[str] | None = None) -> tuple[OpenedSession, Claims]:
+    def open(
+        self, customer: str = "Acme", org: str = "Northwind", scopes: list[str] | None = None
+    ) -> tuple[OpenedSession, Claims]:
         o = self.world.orgs[org]
         opened = self.manager.open(
-            org_id=o.org_id, operator_id=o.operator_id, connector_id=o.connector_id,
+            org_id=o.org_id,
+            operator_id=o.operator_id,
+            connector_id=o.connector_id,
             customer_id=o.customers[customer].customer_id,
-            scopes=ALL_SCOPES if scopes is None else scopes, ttl_seconds=3600)
+            scopes=ALL_SCOPES if scopes is None else scopes,
+            ttl_seconds=3600,
+        )
         return opened, self.verifier.verify(opened.token)
 
 
@@ -95,8 +110,9 @@ def world(database: TestDatabase) -> World:
 
 
 @pytest.fixture
-def sessions(database: TestDatabase, world: World, rel_signer: TokenSigner,
-             rel_public_pem: Path) -> Sessions:
+def sessions(
+    database: TestDatabase, world: World, rel_signer: TokenSigner, rel_public_pem: Path
+) -> Sessions:
     verifier = TokenVerifier(make_settings(database.mediator_dsn, rel_public_pem))
     return Sessions(world, SessionManager(database.session_manager_dsn, rel_signer), verifier)
 

@@ -39,17 +39,26 @@ def ledger_invariants(superuser_dsn: str, org_id: str, granted: int) -> dict[str
             "select count(*) from tenantgate.credit_ledger l where l.org_id = %s"
             " and l.kind = 'spend' and l.outcome = 'charged' and not exists ("
             "  select 1 from tenantgate.audit_log a where a.org_id = l.org_id"
-            "  and a.request_id = l.request_id and a.decision = 'allowed')", (org_id,)).fetchone()
+            "  and a.request_id = l.request_id and a.decision = 'allowed')",
+            (org_id,),
+        ).fetchone()
         charged = su.execute(
             "select count(*), coalesce(sum(amount), 0) from tenantgate.credit_ledger"
-            " where org_id = %s and kind = 'spend' and outcome = 'charged'", (org_id,)).fetchone()
+            " where org_id = %s and kind = 'spend' and outcome = 'charged'",
+            (org_id,),
+        ).fetchone()
         dupes = su.execute(
             "select count(*) from (select request_id from tenantgate.credit_ledger"
-            " where org_id = %s group by request_id having count(*) > 1) d", (org_id,)).fetchone()
-        balance = su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
-                             (org_id,)).fetchone()
-        broken = su.execute("select count(*) from tenantgate.audit_verify(%s)"
-                            " where first_broken_seq is not null", (org_id,)).fetchone()
+            " where org_id = %s group by request_id having count(*) > 1) d",
+            (org_id,),
+        ).fetchone()
+        balance = su.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s", (org_id,)
+        ).fetchone()
+        broken = su.execute(
+            "select count(*) from tenantgate.audit_verify(%s) where first_broken_seq is not null",
+            (org_id,),
+        ).fetchone()
     assert unaudited == (0,), "a credit was charged without its audit row"
     assert dupes == (0,), "a request id was charged twice"
     assert charged is not None
@@ -59,7 +68,8 @@ def ledger_invariants(superuser_dsn: str, org_id: str, granted: int) -> dict[str
 
 
 async def test_a_backend_killed_before_commit_loses_nothing_and_a_retry_charges_once(
-        database: Any, world: World, sessions: Sessions, gate: Gate) -> None:
+    database: Any, world: World, sessions: Sessions, gate: Gate
+) -> None:
     _, claims = sessions.open("Acme")
     killed: list[str] = []
 
@@ -80,10 +90,14 @@ async def test_a_backend_killed_before_commit_loses_nothing_and_a_retry_charges_
     with psycopg.connect(database.superuser_dsn, autocommit=True) as su:
         for key in killed:  # the killed transaction left neither a charge nor an audit row
             rid = f"{claims.session_id}:{key}"
-            assert su.execute("select count(*) from tenantgate.credit_ledger where request_id = %s",
-                              (rid,)).fetchone() == (0,)
-            assert su.execute("select count(*) from tenantgate.audit_log where request_id = %s"
-                              " and decision = 'allowed'", (rid,)).fetchone() == (0,)
+            assert su.execute(
+                "select count(*) from tenantgate.credit_ledger where request_id = %s", (rid,)
+            ).fetchone() == (0,)
+            assert su.execute(
+                "select count(*) from tenantgate.audit_log where request_id = %s"
+                " and decision = 'allowed'",
+                (rid,),
+            ).fetchone() == (0,)
     for key in killed:  # the host retries with the same request key
         out = await gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
         assert len(out["items"]) == 3
@@ -94,10 +108,12 @@ async def test_a_backend_killed_before_commit_loses_nothing_and_a_retry_charges_
 
 
 async def test_concurrent_duplicates_of_one_request_are_charged_once(
-        database: Any, world: World, sessions: Sessions, gate: Gate) -> None:
+    database: Any, world: World, sessions: Sessions, gate: Gate
+) -> None:
     _, claims = sessions.open("Beta")
-    outs = await asyncio.gather(*(gate.call(claims, "account_health", {}, request_key="dup-1")
-                                  for _ in range(16)))
+    outs = await asyncio.gather(
+        *(gate.call(claims, "account_health", {}, request_key="dup-1") for _ in range(16))
+    )
     assert all(o == outs[0] for o in outs)
     counts = ledger_invariants(database.superuser_dsn, claims.org_id, 10_000_000)
     assert counts == {"charged": 1, "spent": 2}  # account_health costs 2
@@ -109,10 +125,20 @@ def _restart(server: pgserver.RunningServer) -> None:
     assert bindir is not None
     workdir = server._workdir
     assert workdir is not None
-    command = [str(bindir / "pg_ctl"), "-D", str(workdir / "data"), "-m", "fast", "-w",
-               "-l", str(workdir / "server.log"), "restart"]
-    subprocess.run(pgserver._as_server_user(command, workdir),
-                   capture_output=True, check=True, timeout=60)
+    command = [
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(workdir / "data"),
+        "-m",
+        "fast",
+        "-w",
+        "-l",
+        str(workdir / "server.log"),
+        "restart",
+    ]
+    subprocess.run(
+        pgserver._as_server_user(command, workdir), capture_output=True, check=True, timeout=60
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,22 +154,29 @@ def own_server() -> Any:
 
 
 async def test_postgres_restarted_under_load_fails_cleanly_and_recovers_on_its_own(
-        own_server: pgserver.RunningServer, rel_signer: Any, rel_public_pem: Path) -> None:
+    own_server: pgserver.RunningServer, rel_signer: Any, rel_public_pem: Path
+) -> None:
     name = "restart_under_load"
     with psycopg.connect(own_server.dsn(), autocommit=True) as su:
         su.execute(f"create database {name}")
     migrate(url_for(own_server, name))
     world = seed(own_server.dsn(name), credits=10_000_000)
-    dsn = own_server.dsn(name, user="tenantgate_mediator",
-                         password=ROLE_PASSWORDS["tenantgate_mediator"])
-    settings = make_settings(dsn, rel_public_pem, pool_min_size=4, pool_max_size=8,
-                             pool_timeout=2.0)
+    dsn = own_server.dsn(
+        name, user="tenantgate_mediator", password=ROLE_PASSWORDS["tenantgate_mediator"]
+    )
+    settings = make_settings(
+        dsn, rel_public_pem, pool_min_size=4, pool_max_size=8, pool_timeout=2.0
+    )
     manager = SessionManager(own_server.dsn(name, user="tenantgate_session_manager"), rel_signer)
     org = world.northwind
-    opened = manager.open(org_id=org.org_id, operator_id=org.operator_id,
-                          connector_id=org.connector_id,
-                          customer_id=org.customers["Acme"].customer_id,
-                          scopes=["read:tickets"], ttl_seconds=3600)
+    opened = manager.open(
+        org_id=org.org_id,
+        operator_id=org.operator_id,
+        connector_id=org.connector_id,
+        customer_id=org.customers["Acme"].customer_id,
+        scopes=["read:tickets"],
+        ttl_seconds=3600,
+    )
     claims = TokenVerifier(settings).verify(opened.token)
     mediator = await Mediator.start(settings)
     log: list[tuple[float, bool, str]] = []  # (time, ok, error text)
@@ -185,6 +218,8 @@ async def test_postgres_restarted_under_load_fails_cleanly_and_recovers_on_its_o
     # once recovered, it stays recovered: the last 200 calls all succeeded
     assert all(x[1] for x in sorted(log)[-200:])
     counts = ledger_invariants(own_server.dsn(name), org.org_id, 10_000_000)
-    print(f"restart under load: {len(log)} calls, {len(failures)} failed cleanly "
-          f"({sorted({x[2] for x in failures})}), first success {recovered_after[0]:.2f} s after "
-          f"the server was back, {counts['charged']} charged calls all audited")
+    print(
+        f"restart under load: {len(log)} calls, {len(failures)} failed cleanly "
+        f"({sorted({x[2] for x in failures})}), first success {recovered_after[0]:.2f} s after "
+        f"the server was back, {counts['charged']} charged calls all audited"
+    )

@@ -19,8 +19,9 @@ from tests.reliability import _pgbouncer
 from tests.reliability._checks import READS, expect_rows, foreign_rows
 from tests.reliability.conftest import Sessions, customer_of, make_settings, start_gate
 
-pytestmark = pytest.mark.skipif(_pgbouncer.binary() is None,
-                                reason="Debian package pgbouncer is not installed")
+pytestmark = pytest.mark.skipif(
+    _pgbouncer.binary() is None, reason="Debian package pgbouncer is not installed"
+)
 
 MEDIATOR = "tenantgate_mediator"
 CALLS = 10_000
@@ -28,22 +29,35 @@ CALLS = 10_000
 
 def _tenant(world: World, customer: str) -> Tenant:
     org = next(o for o in world.orgs.values() if customer in o.customers)
-    return Tenant(org.org_id, org.operator_id, org.connector_id,  # type: ignore[arg-type]
-                  org.customers[customer].customer_id)
+    return Tenant(
+        org.org_id,
+        org.operator_id,
+        org.connector_id,  # type: ignore[arg-type]
+        org.customers[customer].customer_id,
+    )
 
 
 @pytest.mark.anyio
 async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_rows(
-        pg_server: pgserver.RunningServer, database: TestDatabase, world: World,
-        sessions: Sessions, rel_public_pem: Path) -> None:
-    opened = [sessions.open(c, org) for c, org in
-              (("Acme", "Northwind"), ("Beta", "Northwind"), ("Gamma", "Globex")) for _ in range(8)]
+    pg_server: pgserver.RunningServer,
+    database: TestDatabase,
+    world: World,
+    sessions: Sessions,
+    rel_public_pem: Path,
+) -> None:
+    opened = [
+        sessions.open(c, org)
+        for c, org in (("Acme", "Northwind"), ("Beta", "Northwind"), ("Gamma", "Globex"))
+        for _ in range(8)
+    ]
     beta = opened[8][1]
-    with _pgbouncer.pgbouncer(pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]},
-                              pool_size=4) as bouncer:
+    with _pgbouncer.pgbouncer(
+        pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]}, pool_size=4
+    ) as bouncer:
         dsn = bouncer.dsn(database.name, MEDIATOR, ROLE_PASSWORDS[MEDIATOR])
-        settings = make_settings(dsn, rel_public_pem, prepare_threshold=None,
-                                 pool_min_size=16, pool_max_size=16)
+        settings = make_settings(
+            dsn, rel_public_pem, prepare_threshold=None, pool_min_size=16, pool_max_size=16
+        )
         gates = [await start_gate(settings), await start_gate(settings)]  # two "processes"
         served: Counter[str] = Counter()
         foreign: list[Any] = []
@@ -69,13 +83,15 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
             # A careless client on the same PgBouncer sets Beta's context at SESSION level: it
             # sticks to whichever server connection it lands on; the gate's calls must not care.
             async with await psycopg.AsyncConnection.connect(
-                    dsn, autocommit=True, prepare_threshold=None) as conn:
+                dsn, autocommit=True, prepare_threshold=None
+            ) as conn:
                 while not stop.is_set():
                     await conn.execute(
                         "select set_config('app.org_id', %s, false),"
                         " set_config('app.customer_id', %s, false),"
                         " set_config('app.session_secret', %s, false)",
-                        (beta.org_id, beta.customer_id, beta.session_secret))
+                        (beta.org_id, beta.customer_id, beta.session_secret),
+                    )
                     pollutions[0] += 1
                     await asyncio.sleep(0.005)
 
@@ -88,8 +104,10 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
             for g in gates:
                 await g.pool.close()
         with psycopg.connect(database.superuser_dsn, autocommit=True) as su:
-            row = su.execute("select count(*) from pg_stat_activity where usename = %s"
-                             " and datname = %s", (MEDIATOR, database.name)).fetchone()
+            row = su.execute(
+                "select count(*) from pg_stat_activity where usename = %s and datname = %s",
+                (MEDIATOR, database.name),
+            ).fetchone()
     assert foreign == []
     assert failures == []
     assert sum(served.values()) == CALLS
@@ -101,33 +119,46 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
 
 
 def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
-        pg_server: pgserver.RunningServer, database: TestDatabase, world: World) -> None:
+    pg_server: pgserver.RunningServer, database: TestDatabase, world: World
+) -> None:
     acme = open_session(database, _tenant(world, "Acme"))  # type: ignore[arg-type]
     context = (str(acme.tenant.org_id), str(acme.tenant.customer_id), acme.secret)
-    with _pgbouncer.pgbouncer(pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]},
-                              pool_size=1) as bouncer:
+    with _pgbouncer.pgbouncer(
+        pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]}, pool_size=1
+    ) as bouncer:
         dsn = bouncer.dsn(database.name, MEDIATOR, ROLE_PASSWORDS[MEDIATOR])
-        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as a, \
-                psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as b:
+        with (
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as a,
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as b,
+        ):
             # BASELINE: a client that set nothing sees nothing
             assert b.execute("select count(*) from demo.tickets").fetchone() == (0,)
 
             # POSITIVE (what the mediator does): transaction-local settings end with the
             # transaction; the next client on the same server connection sees nothing
             with a.transaction():
-                a.execute("select set_config('app.org_id', %s, true),"
-                          " set_config('app.customer_id', %s, true),"
-                          " set_config('app.session_secret', %s, true)", context)
+                a.execute(
+                    "select set_config('app.org_id', %s, true),"
+                    " set_config('app.customer_id', %s, true),"
+                    " set_config('app.session_secret', %s, true)",
+                    context,
+                )
                 assert a.execute("select count(*) from demo.tickets").fetchone() == (3,)
             pid_b = b.execute("select pg_backend_pid()").fetchone()
             assert b.execute("select count(*) from demo.tickets").fetchone() == (0,)
 
             # NEGATIVE (the trap): a session-level set_config (= SET) stays on the server
             # connection, and client b, which never set anything, reads Acme's tickets
-            a.execute("select set_config('app.org_id', %s, false),"
-                      " set_config('app.customer_id', %s, false),"
-                      " set_config('app.session_secret', %s, false)", context)
+            a.execute(
+                "select set_config('app.org_id', %s, false),"
+                " set_config('app.customer_id', %s, false),"
+                " set_config('app.session_secret', %s, false)",
+                context,
+            )
             assert a.execute("select pg_backend_pid()").fetchone() == pid_b  # one server conn
             leaked = b.execute("select subject from demo.tickets order by ticket_id").fetchall()
             assert [r[0] for r in leaked] == [
-                "Acme: login fails", "Acme: invoice question", "Acme: export broken"]
+                "Acme: login fails",
+                "Acme: invoice question",
+                "Acme: export broken",
+            ]
