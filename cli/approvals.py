@@ -50,7 +50,9 @@ def list_(org: OrgArg,
               on dop.org_id = a.org_id and dop.operator_id = a.decided_by
             where a.org_id = %(org)s and (%(all)s or a.status = 'pending')
             order by a.created_at""", {"org": org_id, "all": all_})
-    emit_rows(rows, as_json=as_json, title=f"approvals of {org}", empty="no pending approvals")
+    emit_rows(rows, as_json=as_json, title=f"approvals of {org}", empty="no pending approvals",
+              columns=("approval_id", "tool_name", "arguments", "customer", "requested_by",
+                       "status", "created_at"))
 
 
 def _decide(org: str, approval: str, operator: str, approve: bool, dsn: str | None,

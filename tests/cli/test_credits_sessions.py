@@ -1,0 +1,228 @@
+"""credits, sessions and approvals through the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests import factories
+from tests.cli.conftest import Invoke, as_json, ok, run
+from tests.pg import TestDatabase
+
+
+@pytest.fixture
+def tenant(database: TestDatabase) -> factories.Tenant:
+    return factories.add_tenant(database, credits=10)
+
+
+def org_name(database: TestDatabase, tenant: factories.Tenant) -> str:
+    with database.connect() as conn:
+        row = conn.execute("select name from tenantgate.orgs where org_id = %s",
+                           (tenant.org_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.fixture
+def signing_key(tmp_path: Path) -> tuple[Path, ec.EllipticCurvePublicKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "signing.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return path, key.public_key()
+
+
+def test_credit_grant_is_idempotent_on_its_request_id(admin: Invoke,
+                                                      tenant: factories.Tenant) -> None:
+    org = str(tenant.org_id)
+    first = as_json(admin("credits", "grant", org, "50", "--request-id", "nov", "--json"))
+    again = as_json(admin("credits", "grant", org, "50", "--request-id", "nov", "--json"))
+    assert first["balance"] == again["balance"] == 60
+    [shown] = as_json(admin("credits", "show", org, "--json"))
+    assert shown["balance"] == 60
+    ledger = as_json(admin("credits", "ledger", org, "--json"))
+    assert [(e["kind"], e["amount"], e["request_id"]) for e in ledger][0] == ("grant", 50, "nov")
+    assert len(ledger) == 2
+
+
+def test_credit_ledger_shows_spends(database: TestDatabase, admin: Invoke,
+                                    tenant: factories.Tenant) -> None:
+    session = factories.open_session(database, tenant)
+    with factories.as_session(database, session) as conn:
+        conn.execute("select * from tenantgate.spend_credits('req-1', 3, 'list_tickets')")
+    [spend, _grant] = as_json(admin("credits", "ledger", str(tenant.org_id), "--json"))
+    assert (spend["kind"], spend["outcome"], spend["balance_after"]) == ("spend", "charged", 7)
+    assert "list_tickets" in ok(admin("credits", "ledger", str(tenant.org_id))).stdout
+
+
+def test_credit_grant_refuses_zero(admin: Invoke, tenant: factories.Tenant) -> None:
+    assert admin("credits", "grant", str(tenant.org_id), "0").exit_code == 2
+
+
+def test_session_open_prints_only_the_token_and_it_unlocks_the_trust_check(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant,
+        signing_key: tuple[Path, ec.EllipticCurvePublicKey]) -> None:
+    key_file, public_key = signing_key
+    result = ok(admin("sessions", "open", str(tenant.org_id),
+                      "--operator", str(tenant.operator_id),
+                      "--connector", str(tenant.connector_id),
+                      "--customer", str(tenant.customer_id),
+                      "--scope", "read:tickets", "--ttl", "10m",
+                      "--signing-key", str(key_file), "--audience", "http://mediator.test/mcp"))
+    token = result.stdout.strip()
+    assert "\n" not in token
+    claims = jwt.decode(token, public_key, algorithms=["ES256"],
+                        audience="http://mediator.test/mcp")
+    assert claims["tg_org"] == str(tenant.org_id)
+    assert claims["scope"] == "read:tickets"
+    assert claims["exp"] - claims["iat"] == 600
+    assert claims["tg_sid"] in result.stderr
+    with database.connect() as conn:  # only the hash is stored
+        row = conn.execute("select secret_hash from tenantgate.sessions where session_id = %s",
+                           (claims["tg_sid"],)).fetchone()
+    assert row is not None
+    assert bytes(row[0]) == hashlib.sha256(claims["tg_secret"].encode()).digest()
+    assert claims["tg_secret"] not in result.stderr
+    with database.connect("tenantgate_mediator") as conn:
+        tools = conn.execute("select * from tenantgate.trust_check(%s, %s, %s, %s)",
+                             (tenant.org_id, tenant.connector_id, tenant.customer_id,
+                              claims["tg_secret"])).fetchall()
+    assert len(tools) == 3
+
+
+def test_session_open_by_names_with_json(database: TestDatabase, admin: Invoke,
+                                         tenant: factories.Tenant,
+                                         signing_key: tuple[Path, ec.EllipticCurvePublicKey]
+                                         ) -> None:
+    with database.connect() as conn:
+        email, connector, customer = conn.execute(
+            "select o.email, c.name, ca.name from tenantgate.operators o, tenantgate.connectors c,"
+            " tenantgate.customer_accounts ca where o.org_id = %s and c.org_id = o.org_id"
+            " and ca.org_id = o.org_id", (tenant.org_id,)).fetchone() or ("", "", "")
+    opened = as_json(run(["sessions", "open", org_name(database, tenant), "--operator", email,
+                          "--connector", connector, "--customer", customer, "--json"],
+                         dsn=database.admin_dsn,
+                         env={"TENANTGATE_JWT_PRIVATE_KEY_FILE": str(signing_key[0])}))
+    assert opened["customer_id"] == str(tenant.customer_id)
+    assert opened["token"].count(".") == 2
+
+
+def test_session_open_for_a_paused_customer_fails_and_says_why(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant,
+        signing_key: tuple[Path, ec.EllipticCurvePublicKey]) -> None:
+    ok(admin("customer", "pause", str(tenant.org_id), str(tenant.customer_id)))
+    result = admin("sessions", "open", str(tenant.org_id), "--operator", str(tenant.operator_id),
+                   "--connector", str(tenant.connector_id), "--customer", str(tenant.customer_id),
+                   "--signing-key", str(signing_key[0]))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "not active" in result.stderr
+
+
+def test_session_open_without_a_signing_key_is_a_usage_error(admin: Invoke,
+                                                             tenant: factories.Tenant) -> None:
+    result = admin("sessions", "open", str(tenant.org_id), "--operator", str(tenant.operator_id),
+                   "--connector", str(tenant.connector_id), "--customer", str(tenant.customer_id))
+    assert result.exit_code == 2
+    assert "--signing-key" in result.stderr
+
+
+def test_session_list_end_and_purge(database: TestDatabase, admin: Invoke,
+                                    tenant: factories.Tenant) -> None:
+    session = factories.open_session(database, tenant)
+    with factories.as_session(database, session) as conn:
+        conn.execute("insert into tenantgate.session_messages (org_id, session_id, role, content)"
+                     " values (%s, %s, 'user', 'hello')", (tenant.org_id, session.session_id))
+    [listed] = as_json(admin("sessions", "list", str(tenant.org_id), "--json"))
+    assert listed["session_id"] == str(session.session_id)
+    assert listed["state"] == "open"
+    assert "secret" not in " ".join(listed)
+    ok(admin("sessions", "end", str(tenant.org_id), str(session.session_id)))
+    assert factories_trust(database, session) == 0
+    assert as_json(admin("sessions", "list", str(tenant.org_id), "--json")) == []
+    [ended] = as_json(admin("sessions", "list", "--all", "--json"))
+    assert ended["state"] == "ended"
+    again = admin("sessions", "end", str(tenant.org_id), str(session.session_id))
+    assert again.exit_code == 1
+    purged = as_json(admin("sessions", "purge", "--json"))
+    assert purged == {"sessions": 1, "messages": 0}
+    assert as_json(admin("sessions", "list", "--all", "--json")) == []
+
+
+def factories_trust(database: TestDatabase, session: factories.Session) -> int:
+    t = session.tenant
+    with database.connect("tenantgate_mediator") as conn:
+        return len(conn.execute("select * from tenantgate.trust_check(%s, %s, %s, %s)",
+                                (t.org_id, t.connector_id, t.customer_id, session.secret)
+                                ).fetchall())
+
+
+def test_session_ttl_is_validated(admin: Invoke, tenant: factories.Tenant) -> None:
+    result = admin("sessions", "open", str(tenant.org_id), "--operator", "x", "--connector", "y",
+                   "--customer", "z", "--ttl", "forever")
+    assert result.exit_code == 2
+    assert "--ttl" in result.stderr
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+
+def pending_approval(database: TestDatabase, session: factories.Session) -> uuid.UUID:
+    with factories.as_session(database, session) as conn:
+        row = conn.execute(
+            "select status, approval_id from tenantgate.approval_take(%s, %s, %s::jsonb)",
+            ("update_ticket_status", hashlib.sha256(b"args").digest(),
+             '{"ticket_id": 7, "status": "solved"}')).fetchone()
+    assert row is not None
+    assert row[0] == "pending"
+    return uuid.UUID(str(row[1]))
+
+
+def test_approvals_list_and_approve_by_an_operator_of_the_same_org(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant) -> None:
+    session = factories.open_session(database, tenant)
+    approval_id = pending_approval(database, session)
+    org = str(tenant.org_id)
+    [pending] = as_json(admin("approvals", "list", org, "--json"))
+    assert pending["approval_id"] == str(approval_id)
+    assert pending["arguments"] == {"ticket_id": 7, "status": "solved"}
+    assert "update_ticket_status" in ok(admin("approvals", "list", org)).stdout
+    decided = as_json(admin("approvals", "approve", org, str(approval_id),
+                            "--operator", str(tenant.operator_id), "--json"))
+    assert decided["status"] == "approved"
+    assert as_json(admin("approvals", "list", org, "--json")) == []
+    [answered] = as_json(admin("approvals", "list", org, "--all", "--json"))
+    assert answered["status"] == "approved"
+
+
+def test_approvals_deny(database: TestDatabase, admin: Invoke, tenant: factories.Tenant) -> None:
+    approval_id = pending_approval(database, factories.open_session(database, tenant))
+    org = str(tenant.org_id)
+    ok(admin("approvals", "deny", org, str(approval_id), "--operator", str(tenant.operator_id)))
+    again = admin("approvals", "approve", org, str(approval_id), "--operator",
+                  str(tenant.operator_id))
+    assert again.exit_code == 1
+    assert "no pending approval" in again.stderr
+
+
+def test_an_operator_of_another_org_cannot_approve(database: TestDatabase, admin: Invoke,
+                                                   tenant: factories.Tenant) -> None:
+    approval_id = pending_approval(database, factories.open_session(database, tenant))
+    other = factories.add_tenant(database)
+    # named in the wrong org: the operator does not resolve there
+    wrong_org = admin("approvals", "approve", str(tenant.org_id), str(approval_id),
+                      "--operator", str(other.operator_id))
+    assert wrong_org.exit_code == 1
+    # the right operator of the other org: the approval does not exist there
+    cross = admin("approvals", "approve", str(other.org_id), str(approval_id),
+                  "--operator", str(other.operator_id))
+    assert cross.exit_code == 1
+    [still] = as_json(admin("approvals", "list", str(tenant.org_id), "--json"))
+    assert still["status"] == "pending"
