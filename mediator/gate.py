@@ -173,53 +173,58 @@ class Gate:
         arguments: dict[str, Any],
         request_id: str,
     ) -> Any:
-        # round trip 1: open the transaction, set the context, trust check + catalog
-        async with conn.pipeline():
-            await conn.execute("begin")
-            await conn.execute(sql_context(), _ctx_params(claims))
-            cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
+        # Round trip 1: trust check + catalog (autocommit, read only).
+        cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
         v = _verified(await cur.fetchall(), claims)
         tool = self.registry.get(name)
         entry = v.catalog.get(name) if v else None
         if v is None:
-            await self._deny_untrusted(conn, claims, name, request_id)
+            await conn.execute(
+                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
+            )
             raise E.NotFound()
         if tool is None or entry is None or entry.required_scope not in v.scopes:
-            await self._finish(conn, request_id, name, "denied", {"reason": "not_in_catalog"})
+            await self._audit(
+                conn, claims, request_id, name, "denied", {"reason": "not_in_catalog"}
+            )
             raise E.NotFound()
         try:
             args = tool.input_model.model_validate(arguments)
         except ValidationError as exc:
             errs = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
-            await self._finish(conn, request_id, name, "denied", {"reason": "invalid_arguments"})
+            reason = {"reason": "invalid_arguments"}
+            await self._audit(conn, claims, request_id, name, "denied", reason)
             raise E.InvalidArguments(errs) from None
         digest = args_hash(args)
         detail: dict[str, Any] = {"args_sha256": digest.hex()}
         s = self.settings
         take_rate = True
         if entry.side_effect:
-            # round trip 1b (side effects only): rate limit, then a human's approval
+            # Round trip 1b (side effects only): rate limit, then a human's approval.
+            # A pipeline without BEGIN runs as one implicit transaction, committed at its Sync.
             try:
                 async with conn.pipeline():
+                    await conn.execute(sql_context(), _ctx_params(claims))
                     await conn.execute(RATE, (name, s.rate_burst, s.rate_per_second))
                     acur = await conn.execute(APPROVAL, (name, digest, args.model_dump_json()))
             except psycopg.Error as exc:
                 await self._refuse(conn, claims, request_id, name, exc, detail)
             status, approval_id = await acur.fetchone() or ("pending", None)
+            detail["approval_id"] = str(approval_id)
             if status != "approved":
-                detail["approval_id"] = str(approval_id)
                 decision = "approval_required" if status == "pending" else "denied"
-                await self._finish(conn, request_id, name, decision, detail)
+                await self._audit(conn, claims, request_id, name, decision, detail)
                 if status == "pending":
                     raise E.ApprovalRequired(str(approval_id))
                 raise E.ApprovalDenied()
-            detail["approval_id"] = str(approval_id)
             take_rate = False
         params = args.model_dump()
         params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
-        # round trip 2: admit (rate limit, credits, audit row), the template, commit
+        # Round trip 2, one implicit transaction: context, admit (rate limit, credits, the audit
+        # row), the template; committed at the pipeline's Sync, or rolled back whole.
         try:
             async with conn.pipeline():
+                await conn.execute(sql_context(), _ctx_params(claims))
                 admit = await conn.execute(
                     ADMIT,
                     (
@@ -235,7 +240,6 @@ class Gate:
                 data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
                 if self.fault_before_commit is not None:
                     await self.fault_before_commit(conn)
-                await conn.execute("commit")
         except psycopg.Error as exc:
             await self._refuse(conn, claims, request_id, name, exc, detail)
         balance = await admit.fetchone()
@@ -265,27 +269,19 @@ class Gate:
         return out
 
     # -- endings that are not a successful read ---------------------------------------------
-    async def _finish(
+    async def _audit(
         self,
         conn: psycopg.AsyncConnection[Any],
+        claims: Claims,
         request_id: str,
         name: str,
         decision: str,
         detail: dict[str, Any],
     ) -> None:
-        """Audit a refusal inside the verified transaction and commit it (one round trip)."""
+        """Audit a refusal for the verified session (one round trip, its own transaction)."""
         async with conn.pipeline():
+            await conn.execute(sql_context(), _ctx_params(claims))
             await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
-            await conn.execute("commit")
-
-    async def _deny_untrusted(
-        self, conn: psycopg.AsyncConnection[Any], claims: Claims, name: str, request_id: str
-    ) -> None:
-        async with conn.pipeline():
-            await conn.execute("commit")  # nothing was written; ends the read-only transaction
-            await conn.execute(
-                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
-            )
 
     async def _refuse(
         self,
@@ -306,29 +302,18 @@ class Gate:
             detail = {**detail, "sqlstate": exc.sqlstate}
         if conn.closed or conn.broken:
             raise E.Unavailable() from None
-        _forget_prepared(conn)
-        await conn.rollback()
-        async with conn.pipeline():
-            await conn.execute("begin")
-            await conn.execute(sql_context(), _ctx_params(claims))
-            await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
-            await conn.execute("commit")
+        if mapped.message == "not found":  # the session stopped being live since round trip 1
+            await conn.execute(
+                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
+            )
+        else:
+            await self._audit(conn, claims, request_id, name, decision, detail)
         raise mapped from None
 
     async def _answer(self, claims: Claims, approval_id: str, approve: bool) -> None:
         async with self.pool.connection() as conn, conn.pipeline():
-            await conn.execute("begin")
             await conn.execute(sql_context(), _ctx_params(claims))
             await conn.execute(ANSWER, (approval_id, approve))
-            await conn.execute("commit")
-
-
-def _forget_prepared(conn: psycopg.AsyncConnection[Any]) -> None:
-    """After an aborted pipeline, psycopg (3.3) still believes the skipped statements were
-    prepared; drop its cache (and the server's, on the next statement) so nothing refers to them."""
-    prepared = getattr(conn, "_prepared", None)
-    if prepared is not None:
-        prepared.clear()
 
 
 def _ctx_params(c: Claims) -> dict[str, str]:

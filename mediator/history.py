@@ -32,7 +32,6 @@ class History:
     async def append(self, claims: Claims, role: Role, content: str) -> int | None:
         """Append one message; None when the session is not live (nothing is written)."""
         async with self.pool.connection() as conn, conn.pipeline():
-            await conn.execute("begin")
             await conn.execute(sql_context(), _ctx(claims))
             cur = await conn.execute(
                 "insert into tenantgate.session_messages (org_id, session_id, role, content)"
@@ -40,20 +39,17 @@ class History:
                 " returning message_id",
                 (role, content),
             )
-            await conn.execute("commit")
         row = await cur.fetchone()
         return int(row[0]) if row else None
 
     async def read(self, claims: Claims, limit: int = 100) -> list[Message]:
         async with self.pool.connection() as conn, conn.pipeline():
-            await conn.execute("begin")
             await conn.execute(sql_context(), _ctx(claims))
             cur = await conn.cursor(row_factory=class_row(Message)).execute(
                 "select message_id, role, content, created_at from tenantgate.session_messages"
                 " where org_id = %s and session_id = %s order by message_id limit %s",
                 (claims.org_id, claims.session_id, limit),
             )
-            await conn.execute("commit")
         rows: list[Message] = await cur.fetchall()
         return rows
 
