@@ -131,10 +131,9 @@ def _free_port(preferred: int) -> int:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", preferred))
-            return preferred
         except OSError:
             s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
+        return int(s.getsockname()[1])
 
 
 def start_http_thread(settings: Settings) -> tuple[Any, threading.Thread]:
@@ -299,3 +298,7 @@ async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
         + ("every promise held" if not failures else f"{len(failures)} step(s) failed")
     )
     return not failures
+
+
+if __name__ == "__main__":  # `python -m cli.demo`, what `tenantgate demo` runs
+    typer.run(demo)
