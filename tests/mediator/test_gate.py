@@ -417,3 +417,46 @@ async def test_refusals_never_poison_a_pooled_connection(
         )
     finally:
         await pool.close()
+
+
+async def test_adding_a_tool_is_a_template_a_model_and_a_catalog_row(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from mediator.tools import Registry, Tool
+    from mediator.tools.demo import DEMO_TOOLS, _In
+
+    class GetTicketIn(_In):
+        ticket_id: Annotated[int, Field(ge=1, le=2**62)]
+
+    get_ticket = Tool(
+        name="get_ticket",
+        description="One ticket with its body.",
+        input_model=GetTicketIn,
+        sql="select ticket_id, subject, body, status from demo.tickets"
+        " where org_id = %(org_id)s and customer_id = %(customer_id)s"
+        " and ticket_id = %(ticket_id)s::bigint",
+        source="demo.tickets",
+        many=False,
+    )
+    gate.registry = Registry([*DEMO_TOOLS, get_ticket])
+    claims = verifier.verify(open_session("Acme").token)
+    acme_ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    with pytest.raises(E.NotFound):  # no catalog row yet
+        await gate.call(claims, "get_ticket", {"ticket_id": acme_ticket})
+    with database.connect("tenantgate_admin") as conn:
+        conn.execute(
+            "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope,"
+            " side_effect, credit_cost, description) values (%s, %s, 'get_ticket',"
+            " 'read:tickets', false, 1, 'One ticket with its body.')",
+            (world.northwind.org_id, world.northwind.connector_id),
+        )
+    out = await gate.call(claims, "get_ticket", {"ticket_id": acme_ticket})
+    assert out["subject"] == "Acme: login fails"
+    assert "get_ticket" in tool_names(await gate.list_tools(claims))
+    beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
+    with pytest.raises(E.NotFound):
+        await gate.call(claims, "get_ticket", {"ticket_id": beta_ticket})
