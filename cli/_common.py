@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import json
 import os
 import re
@@ -146,6 +147,8 @@ def database_errors() -> Iterator[None]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, uuid.UUID | dt.datetime | dt.date | dt.timedelta):
         return str(value) if not isinstance(value, dt.datetime | dt.date) else value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -160,6 +163,11 @@ def _jsonable(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """Compact-enough, stable JSON of rows (uuids, times and bytes as strings)."""
     return json.dumps(_jsonable(value), indent=2, sort_keys=False)
+
+
+def to_json_line(value: Any) -> str:
+    """One JSON document on one line (for JSON lines output)."""
+    return json.dumps(_jsonable(value), separators=(",", ":"))
 
 
 def emit_json(value: Any) -> None:

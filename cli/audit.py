@@ -21,7 +21,7 @@ from cli._common import (
     fail,
     fetch_dicts,
     stderr,
-    to_json,
+    to_json_line,
 )
 
 app = typer.Typer(help="Tail, verify and export the audit chain; report anomalies.",
@@ -83,7 +83,7 @@ def tail(
 ) -> None:
     """Print the newest audit rows, one per line (JSON lines with --json); -f follows."""
     def show(row: dict[str, Any]) -> None:
-        typer.echo(to_json(row).replace("\n", "").replace("  ", "") if as_json else _line(row))
+        typer.echo(to_json_line(row) if as_json else _line(row))
 
     with connect(dsn) as conn:
         params = _filters(conn, org, operator, tool, decision)
@@ -102,7 +102,7 @@ def tail(
                 time.sleep(interval)
                 new = fetch_dicts(
                     conn, _ROWS + """ and a.seq > coalesce((
-                        select h.seq from pg_catalog.unnest(%(orgs)s::uuid[], %(seqs)s::bigint[])
+                        select h.seq from unnest(%(orgs)s::uuid[], %(seqs)s::bigint[])
                           as h(org_id, seq) where h.org_id = a.org_id), 0)
                       order by a.occurred_at, a.org_id, a.seq""",
                     {**params, "orgs": list(heads), "seqs": list(heads.values())})
@@ -221,7 +221,7 @@ def export(
                          "prev_hash", "row_hash", "canonical")
                 for row in cur:
                     record = dict(zip(names, row, strict=True))
-                    out.write(to_json(record).replace("\n", "").replace("  ", "") + "\n")
+                    out.write(to_json_line(record) + "\n")
                     progress.advance(task)
         finally:
             if output:
@@ -305,50 +305,53 @@ with recent as (
 denials as (
   select 'repeated_denials' as kind, org, coalesce(operator, '(unverified)') as operator,
          count(*) as count, min(occurred_at) as first_at, max(occurred_at) as last_at,
-         format('%%s denied calls (threshold %%s)', count(*), %(max_denials)s) as detail
+         format('%%s denied calls (threshold %%s)', count(*), %(max_denials)s::int) as detail
   from recent where decision = 'denied'
   group by org, org_id, operator
-  having count(*) >= %(max_denials)s
+  having count(*) >= %(max_denials)s::int
 ),
 bursts as (
   select 'burst' as kind, org, operator, max(n) as count, min(occurred_at) as first_at,
          max(occurred_at) as last_at,
          format('up to %%s calls within %%s (threshold %%s)', max(n), %(burst_window)s::interval,
-                %(burst)s) as detail
+                %(burst)s::int) as detail
   from (select r.org, r.operator, r.occurred_at,
                (select count(*) from recent x
                  where x.org_id = r.org_id and x.operator_id = r.operator_id
                    and x.occurred_at > r.occurred_at - %(burst_window)s::interval
                    and x.occurred_at <= r.occurred_at) as n
           from recent r where r.operator_id is not null) w
-  where n >= %(burst)s
+  where n >= %(burst)s::int
   group by org, operator
 ),
 off_hours as (
   select 'off_hours' as kind, org, operator, count(*) as count, min(occurred_at) as first_at,
          max(occurred_at) as last_at,
-         format('%%s calls outside %%s:00-%%s:00 %%s', count(*), %(start)s, %(end)s, %(tz)s)
+         format('%%s calls outside %%s:00-%%s:00 %%s', count(*), %(start)s::int, %(end)s::int,
+                %(tz)s::text)
            as detail
   from recent
   where operator_id is not null
-    and (extract(hour from occurred_at at time zone %(tz)s) < %(start)s
-         or extract(hour from occurred_at at time zone %(tz)s) >= %(end)s)
+    and (extract(hour from occurred_at at time zone %(tz)s::text) < %(start)s::int
+         or extract(hour from occurred_at at time zone %(tz)s::text) >= %(end)s::int)
   group by org, operator
 ),
 volumes as (
   select 'large_results' as kind, org, operator,
-         sum(coalesce((detail->>'rows')::bigint, 0)) as count, min(occurred_at) as first_at,
+         sum(coalesce((detail->>'rows')::bigint, 0))::bigint as count,
+         min(occurred_at) as first_at,
          max(occurred_at) as last_at,
          format('%%s rows, %%s bytes returned (thresholds %%s rows, %%s bytes)',
                 sum(coalesce((detail->>'rows')::bigint, 0)),
-                sum(coalesce((detail->>'bytes')::bigint, 0)), %(max_rows)s, %(max_bytes)s)
+                sum(coalesce((detail->>'bytes')::bigint, 0)), %(max_rows)s::bigint,
+                %(max_bytes)s::bigint)
            as detail
   from recent
   where operator_id is not null and decision = 'allowed'
     and coalesce(detail->>'rows', detail->>'bytes') ~ '^[0-9]+$'
   group by org, operator
-  having sum(coalesce((detail->>'rows')::bigint, 0)) >= %(max_rows)s
-      or sum(coalesce((detail->>'bytes')::bigint, 0)) >= %(max_bytes)s
+  having sum(coalesce((detail->>'rows')::bigint, 0)) >= %(max_rows)s::bigint
+      or sum(coalesce((detail->>'bytes')::bigint, 0)) >= %(max_bytes)s::bigint
 )
 select * from denials union all select * from bursts
 union all select * from off_hours union all select * from volumes

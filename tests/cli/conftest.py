@@ -20,7 +20,7 @@ Invoke = Callable[..., Result]
 
 
 def run(args: list[str], *, dsn: str | None = None, env: dict[str, str | None] | None = None,
-        input: str | None = None) -> Result:  # noqa: A002
+        input: str | None = None) -> Result:
     """`tenantgate ARGS --dsn DSN` with a clean environment; never lets an exception escape."""
     full = [*args, "--dsn", dsn] if dsn is not None else list(args)
     result = CliRunner().invoke(app, full, env={**CLEAN_ENV, **(env or {})}, input=input)

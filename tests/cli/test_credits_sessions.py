@@ -48,7 +48,8 @@ def test_credit_grant_is_idempotent_on_its_request_id(admin: Invoke,
     [shown] = as_json(admin("credits", "show", org, "--json"))
     assert shown["balance"] == 60
     ledger = as_json(admin("credits", "ledger", org, "--json"))
-    assert [(e["kind"], e["amount"], e["request_id"]) for e in ledger][0] == ("grant", 50, "nov")
+    newest = ledger[0]
+    assert (newest["kind"], newest["amount"], newest["request_id"]) == ("grant", 50, "nov")
     assert len(ledger) == 2
 
 
