@@ -24,6 +24,7 @@ from cli import (  # noqa: E402
     audit,
     connectors,
     credits,
+    customer_secrets,
     customers,
     db,
     operators,
@@ -42,6 +43,7 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
+app.add_typer(customer_secrets.app, name="secrets")
 
 
 def main() -> None:

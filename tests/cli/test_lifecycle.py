@@ -145,7 +145,7 @@ def test_every_command_has_help_with_an_example(admin: Invoke) -> None:
 
     root = get_command(app)
     groups = ["db", "org", "operator", "connector", "customer", "tools", "credits", "sessions",
-              "approvals", "audit"]
+              "approvals", "audit", "secrets"]
     for group in groups:
         sub = root.commands[group]  # type: ignore[attr-defined]
         for name in sub.commands:
