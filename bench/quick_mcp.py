@@ -48,6 +48,12 @@ def pct(values: list[float], q: float) -> float:
     return s[max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))] if s else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,10 +68,15 @@ async def inprocess(settings: Settings, su_dsn: str, token: str, n: int) -> dict
     claims = TokenVerifier(settings).verify(token)
     tool = default_registry().get(TOOL)
     assert tool is not None
-    params = {"org_id": claims.org_id, "customer_id": claims.customer_id, "status": None,
-              "after_ticket_id": None, "limit": 20, "max_rows": settings.max_rows + 1}
-    bare_conn = await psycopg.AsyncConnection.connect(su_dsn, autocommit=True,
-                                                      prepare_threshold=0)
+    params = {
+        "org_id": claims.org_id,
+        "customer_id": claims.customer_id,
+        "status": None,
+        "after_ticket_id": None,
+        "limit": 20,
+        "max_rows": settings.max_rows + 1,
+    }
+    bare_conn = await psycopg.AsyncConnection.connect(su_dsn, autocommit=True, prepare_threshold=0)
     enforced: list[float] = []
     bare: list[float] = []
     for i in range(n + 50):  # interleaved, so both see the same machine state
@@ -80,17 +91,24 @@ async def inprocess(settings: Settings, su_dsn: str, token: str, n: int) -> dict
     await bare_conn.close()
     await pool.close()
     e, b = pct(enforced, 50) * 1000, pct(bare, 50) * 1000
-    return {"enforced_p50_ms": round(e, 3), "bare_p50_ms": round(b, 3),
-            "ratio": round(e / b, 2)}
+    return {"enforced_p50_ms": round(e, 3), "bare_p50_ms": round(b, 3), "ratio": round(e / b, 2)}
 
 
 def request_bytes(port: int, token: str, i: int) -> bytes:
-    body = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                         "params": {"name": TOOL, "arguments": {}}})
-    return (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-            f"Accept: application/json, text/event-stream\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    body = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "tools/call",
+            "params": {"name": TOOL, "arguments": {}},
+        }
+    )
+    return (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def caller(port: int, token: str, until: float, lat: list[float], errors: list[int]) -> None:
@@ -118,12 +136,17 @@ async def load(port: int, tokens: list[str], concurrency: int, seconds: float) -
     errors: list[int] = []
     until = time.perf_counter() + seconds
     t0 = time.perf_counter()
-    await asyncio.gather(*(caller(port, tokens[i % len(tokens)], until, lat, errors)
-                           for i in range(concurrency)))
+    await asyncio.gather(
+        *(caller(port, tokens[i % len(tokens)], until, lat, errors) for i in range(concurrency))
+    )
     elapsed = time.perf_counter() - t0
-    return {"concurrency": concurrency, "calls_per_s": round(len(lat) / elapsed),
-            "p50_ms": round(pct(lat, 50) * 1000, 2), "p99_ms": round(pct(lat, 99) * 1000, 2),
-            "errors": len(errors)}
+    return {
+        "concurrency": concurrency,
+        "calls_per_s": round(len(lat) / elapsed),
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "errors": len(errors),
+    }
 
 
 def main() -> None:
@@ -132,8 +155,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--async-commit", action="store_true",
-                    help="synchronous_commit=off for the bench database (no fsync wait per call)")
+    ap.add_argument("--profile", help="py-spy the server during the c=8 run; write this file")
+    ap.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="synchronous_commit=off for the bench database (no fsync wait per call)",
+    )
     args = ap.parse_args()
     server = None
     if args.dsn:
@@ -149,47 +176,89 @@ def main() -> None:
     with psycopg.connect(su, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
     auth = f"{info['user']}:{info.get('password', '')}"
-    _migrate(f"postgresql://{auth}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{dbname}")
+    _migrate(
+        f"postgresql://{auth}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{dbname}"
+    )
     with psycopg.connect(su, autocommit=True) as conn:
         for role, pw in passwords.items():
-            conn.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(role),
-                                                                     sql.Literal(pw)))
+            conn.execute(
+                sql.SQL("alter role {} password {}").format(sql.Identifier(role), sql.Literal(pw))
+            )
     db_su = psycopg.conninfo.make_conninfo(su, dbname=dbname)
     if args.async_commit:
         with psycopg.connect(su, autocommit=True) as conn:
-            conn.execute(sql.SQL("alter database {} set synchronous_commit = off").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("alter database {} set synchronous_commit = off").format(
+                    sql.Identifier(dbname)
+                )
+            )
     world = seed(db_su, credits=10_000_000)
     key = ec.generate_private_key(ec.SECP256R1())
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     pub = tmp / "pub.pem"
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     port = free_port()
     aud = f"http://127.0.0.1:{port}/mcp"
-    med_dsn = psycopg.conninfo.make_conninfo(db_su, user="tenantgate_mediator",
-                                             password=passwords["tenantgate_mediator"])
-    settings = Settings(database_url=SecretStr(med_dsn), issuer="bench", audience=aud,
-                        jwt_public_key_file=pub, rate_burst=100_000, rate_per_second=1e5,
-                        pool_min_size=4, pool_max_size=16)
+    med_dsn = psycopg.conninfo.make_conninfo(
+        db_su, user="tenantgate_mediator", password=passwords["tenantgate_mediator"]
+    )
+    settings = Settings(
+        database_url=SecretStr(med_dsn),
+        issuer="bench",
+        audience=aud,
+        jwt_public_key_file=pub,
+        rate_burst=100_000,
+        rate_per_second=1e5,
+        pool_min_size=4,
+        pool_max_size=16,
+    )
     signer = TokenSigner(issuer="bench", audience=aud, private_key=key, algorithm="ES256")
-    sm = SessionManager(psycopg.conninfo.make_conninfo(
-        db_su, user="tenantgate_session_manager",
-        password=passwords["tenantgate_session_manager"]), signer)
+    sm = SessionManager(
+        psycopg.conninfo.make_conninfo(
+            db_su,
+            user="tenantgate_session_manager",
+            password=passwords["tenantgate_session_manager"],
+        ),
+        signer,
+    )
     org = world.northwind
-    tokens = [sm.open(org_id=org.org_id, operator_id=op, connector_id=org.connector_id,
-                      customer_id=org.customers[c].customer_id, scopes=ALL_SCOPES,
-                      ttl_seconds=3600).token
-              for c in ("Acme", "Beta") for op in (org.operator_id, org.second_operator_id)]
+    tokens = [
+        sm.open(
+            org_id=org.org_id,
+            operator_id=op,
+            connector_id=org.connector_id,
+            customer_id=org.customers[c].customer_id,
+            scopes=ALL_SCOPES,
+            ttl_seconds=3600,
+        ).token
+        for c in ("Acme", "Beta")
+        for op in (org.operator_id, org.second_operator_id)
+    ]
     print(f"# in-process, {args.n} sequential calls of {TOOL}")
     print(asyncio.run(inprocess(settings, db_su, tokens[0], args.n)))
-    env = {**os.environ, "TENANTGATE_DATABASE_URL": med_dsn, "TENANTGATE_ISSUER": "bench",
-           "TENANTGATE_AUDIENCE": aud, "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(pub),
-           "TENANTGATE_RATE_BURST": "100000", "TENANTGATE_RATE_PER_SECOND": "100000",
-           "TENANTGATE_POOL_MIN_SIZE": "8", "TENANTGATE_POOL_MAX_SIZE": "16",
-           "TENANTGATE_WORKERS": str(args.workers), "TENANTGATE_HTTP_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.serve", "--transport", "http"],
-                            env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "TENANTGATE_DATABASE_URL": med_dsn,
+        "TENANTGATE_ISSUER": "bench",
+        "TENANTGATE_AUDIENCE": aud,
+        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(pub),
+        "TENANTGATE_RATE_BURST": "100000",
+        "TENANTGATE_RATE_PER_SECOND": "100000",
+        "TENANTGATE_POOL_MIN_SIZE": "8",
+        "TENANTGATE_POOL_MAX_SIZE": "16",
+        "TENANTGATE_WORKERS": str(args.workers),
+        "TENANTGATE_HTTP_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.serve", "--transport", "http"],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -203,13 +272,41 @@ def main() -> None:
         asyncio.run(load(port, tokens, 4, 1.0))  # warm up
         print(f"# HTTP tools/call {TOOL}, workers={args.workers}, {args.seconds}s per level")
         for c in (1, 8, 32):
-            print(asyncio.run(load(port, tokens, c, args.seconds)))
+            spy = None
+            if args.profile and c == 8:
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "-p",
+                        str(proc.pid),
+                        "-d",
+                        str(int(args.seconds)),
+                        "-f",
+                        "raw",
+                        "-o",
+                        args.profile,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            before = cpu_seconds(proc.pid)
+            row = asyncio.run(load(port, tokens, c, args.seconds))
+            calls = row["calls_per_s"] * args.seconds
+            if args.workers == 1 and calls:
+                row["mediator_cpu_ms_per_call"] = round(
+                    (cpu_seconds(proc.pid) - before) / calls * 1000, 3
+                )
+            print(row)
+            if spy is not None:
+                spy.wait(30)
     finally:
         proc.terminate()
         proc.wait(10)
         with psycopg.connect(su, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
+            )
         if server is not None:
             server.stop()
     _ = statistics  # keep the import for readers extending the script

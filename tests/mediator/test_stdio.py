@@ -45,12 +45,13 @@ def params(settings: Settings, token: str) -> StdioServerParameters:
     )
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_sdk_client_over_stdio_reads_its_customer_and_sees_a_pause(
-    settings: Settings, open_session: OpenFn, world: World, database: TestDatabase
+    settings: Settings, open_session: OpenFn, world: World, database: TestDatabase, mode: str
 ) -> None:
     s = open_session("Beta")
     with tempfile.TemporaryFile("w+"):
-        async with Client(params(settings, s.token), mode="legacy", cache=None) as client:
+        async with Client(params(settings, s.token), mode=mode, cache=None) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert {"list_tickets", "issue_refund"} <= names
             tool = next(t for t in (await client.list_tools()).tools if t.name == "issue_refund")
@@ -127,3 +128,22 @@ async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
         r = await client.call_tool("get_subscription", {})
         assert r.is_error
         assert r.content[0].text == "invalid token"
+
+
+async def test_without_a_back_channel_a_side_effect_waits_for_a_stored_approval(
+    settings: Settings, open_session: OpenFn, world: World
+) -> None:
+    s = open_session("Acme")
+
+    async def approve(context: Any, p: Any) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    async with Client(
+        params(settings, s.token), mode="2026-07-28", cache=None, elicitation_callback=approve
+    ) as client:
+        r = await client.call_tool(
+            "update_ticket_status", {"ticket_id": ticket, "status": "closed"}
+        )
+    assert r.is_error
+    assert r.content[0].text.startswith("approval required")  # type: ignore[union-attr]
