@@ -24,6 +24,7 @@ class Tenant:
     connector_id: str
     customer_id: str
     operator_id: str
+    session_id: str = ""
 
     @property
     def secret(self) -> str:
@@ -70,22 +71,26 @@ def add_customers(
     session_hours: int = 6,
 ) -> None:
     """`per_org` more customers per org, each with a live session and `tickets_each` tickets."""
-    conn.execute("create temp table new_customers (org_id uuid, customer_id uuid) on commit drop")
+    conn.execute(
+        "create temp table new_customers (org_id uuid, customer_id uuid, connector_id uuid)"
+        " on commit drop"
+    )
     conn.execute(
         "with made as (insert into tenantgate.customer_accounts (org_id, connector_id, name)"
-        " select c.org_id, c.connector_id, 'customer-' || g from tenantgate.connectors c,"
-        " generate_series(1, %s) g returning org_id, customer_id)"
+        " select c.org_id, c.connector_id, 'customer-' || g from tenantgate.connectors c"
+        " join tenantgate.orgs o on o.org_id = c.org_id and o.name like 'bench-org-%%',"
+        " generate_series(1, %s) g returning org_id, customer_id, connector_id)"
         " insert into new_customers select * from made",
         (per_org,),
     )
     conn.execute(
         "insert into tenantgate.sessions (org_id, operator_id, connector_id, customer_id, scopes,"
         " secret_hash, expires_at)"
-        " select n.org_id, op.operator_id, c.connector_id, n.customer_id,"
+        " select n.org_id, op.operator_id, n.connector_id, n.customer_id,"
         " array['read:profile','read:tickets','read:billing','read:health'],"
         " sha256(convert_to(%s || n.customer_id::text, 'UTF8')), now() + make_interval(hours => %s)"
-        " from new_customers n join tenantgate.operators op on op.org_id = n.org_id"
-        " join tenantgate.connectors c on c.org_id = n.org_id",
+        " from new_customers n cross join lateral (select x.operator_id from"
+        " tenantgate.operators x where x.org_id = n.org_id order by x.operator_id limit 1) op",
         (SECRET_PREFIX, session_hours),
     )
     if tickets_each:
@@ -108,8 +113,10 @@ def sample_tenants(
     """Up to `count` random tenants with a live session."""
     conn.execute("select setseed(%s)", (seed / 1000,))
     rows = conn.execute(
-        "select s.org_id::text, s.connector_id::text, s.customer_id::text, s.operator_id::text"
-        " from tenantgate.sessions s order by random() limit %s",
-        (count,),
+        "select s.org_id::text, s.connector_id::text, s.customer_id::text, s.operator_id::text,"
+        " s.session_id::text from tenantgate.sessions s"
+        " where s.secret_hash = sha256(convert_to(%s || s.customer_id::text, 'UTF8'))"
+        " order by random() limit %s",
+        (SECRET_PREFIX, count),
     ).fetchall()
     return [Tenant(*map(str, r)) for r in rows]
