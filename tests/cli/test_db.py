@@ -103,6 +103,12 @@ def test_dsn_comes_from_database_url(database: TestDatabase) -> None:
 
 def test_wrong_password_is_one_line_without_the_password(database: TestDatabase) -> None:
     dsn = database.admin_dsn.replace("admin-test-password", "not-the-password")
+    try:
+        psycopg.connect(dsn).close()
+    except psycopg.OperationalError:
+        pass
+    else:
+        pytest.skip("this server does not check passwords (trust authentication)")
     result = run(["org", "list"], dsn=dsn)
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1
