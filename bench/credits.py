@@ -35,6 +35,7 @@ from bench._common import (
     create_database,
     print_result,
 )
+from cli import pgserver
 
 SET_CONTEXT = (
     "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"
@@ -77,7 +78,11 @@ def _hammer(dsn: str, spenders: int, attempts: int, attempt: Attempt) -> tuple[i
     return sum(won), elapsed
 
 
-def run(db: BenchDatabase, smoke: bool = False) -> Result:
+def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
+    return [measure(create_database(server, "credits"), smoke)]
+
+
+def measure(db: BenchDatabase, smoke: bool = False) -> Result:
     spenders, attempts = (16, 20) if smoke else (64, 100)
     total = spenders * attempts
     balance = total * 3 // 4  # the last quarter of attempts must be refused
@@ -189,7 +194,7 @@ def run(db: BenchDatabase, smoke: bool = False) -> Result:
 def main() -> int:
     args = arg_parser(__doc__).parse_args()
     with bench_server(args.dsn) as server:
-        result = run(create_database(server, "credits"), smoke=args.smoke)
+        result = measure(create_database(server, "credits"), smoke=args.smoke)
     print_result(result)
     if args.json:
         args.json.write_text(result.to_json())

@@ -52,13 +52,14 @@ TOOLBOX_SQL = (
 )
 
 
-def toolbox_binary() -> Path | None:
-    """The Toolbox binary from its npm package, installed into the cache folder on first use."""
+def toolbox_binary(install: bool = True) -> Path | None:
+    """The Toolbox binary from its npm package, installed into the cache folder on first use
+    (about 300 MB: a smoke run uses it only when a full run has installed it already)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return None
     folder = CACHE / "toolbox"
     exe = folder / "node_modules" / "@toolbox-sdk" / "server-linux-x64" / "bin" / "toolbox"
-    if not exe.is_file() and shutil.which("npm"):
+    if install and not exe.is_file() and shutil.which("npm"):
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
@@ -275,7 +276,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         "same list_tickets read, same Postgres, same client",
         smoke=smoke,
     )
-    exe = toolbox_binary()
+    exe = toolbox_binary(install=not smoke)
     rates: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -1,0 +1,159 @@
+"""docs/benchmarks.md: the machine, every ratio, one section and one PNG per benchmark."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from bench._common import Result
+
+SOURCES = {
+    "credits": "credits",
+    "scale_rls": "scale",
+    "scale_trust": "scale",
+    "scale_audit": "scale",
+    "gate_overhead": "gate_overhead",
+    "mcp_e2e": "mcp_e2e",
+}
+
+
+def write(path: Path, facts: dict[str, str], results: list[Result], failed: list[str]) -> None:
+    """Write the report and its plots (in a folder named like the report, without .md)."""
+    plots = path.parent / path.stem
+    plots.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python bench/run_all.py`) on {facts['date']}, commit "
+        f"`{facts['commit']}`, {facts['mode']} run, {facts['total_seconds']} s. Every ratio below "
+        "was measured in this one run, side by side with its baseline. Client, servers and "
+        "PostgreSQL share the machine's cores (and, where this ran, other people's work): read "
+        "the ratios more than the absolute numbers.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in facts.items() if k not in ("date", "commit", "mode")],
+        "",
+        "## Summary: every ratio",
+        "",
+        "| benchmark | ratio | value |",
+        "|---|---|---|",
+        *[f"| {r.name} | {k} | {v:.2f} |" for r in results for k, v in r.ratios.items()],
+        "",
+    ]
+    if failed:
+        lines += [f"**Failed to run:** {', '.join(failed)} (see the run's output).", ""]
+    for r in results:
+        lines += _section(r, plots, path.parent)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _section(r: Result, plots: Path, base: Path) -> list[str]:
+    doc = importlib.import_module(f"bench.{SOURCES.get(r.name, r.name)}").__doc__ or ""
+    out = [
+        f"## {r.title}",
+        "",
+        f"Source: `bench/{SOURCES.get(r.name, r.name)}.py`. "
+        + doc.strip().split("\n\n")[0].replace("\n", " "),
+        "",
+    ]
+    if r.rows:
+        keys = list(dict.fromkeys(k for row in r.rows for k in row))
+        out += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        out += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in r.rows]
+        out.append("")
+    out += [f"- **{k}**: {v:.2f}" for k, v in r.ratios.items()]
+    out += [f"- {n}" for n in r.notes]
+    png = _plot(r, plots)
+    if png is not None:
+        out += ["", f"![{r.title}]({png.relative_to(base).as_posix()})"]
+    return [*out, ""]
+
+
+def _plot(r: Result, folder: Path) -> Path | None:
+    """One PNG per benchmark where a picture reads faster than the table."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    rows = r.rows
+    if r.name == "credits":
+        _bars(ax, [x["method"] for x in rows], [x["attempts_per_s"] for x in rows], "attempts/s")
+    elif r.name == "scale_rls":
+        _grouped(
+            ax,
+            [x["read"] for x in rows],
+            {"p50": [x["p50_ms"] for x in rows], "p99": [x["p99_ms"] for x in rows]},
+            "ms per read",
+        )
+    elif r.name == "scale_trust":
+        xs = [int(str(x["customer_accounts"]).replace(",", "")) for x in rows]
+        ax.plot(xs, [x["p50_ms"] for x in rows], marker="o", label="p50")
+        ax.plot(xs, [x["p99_ms"] for x in rows], marker="o", label="p99")
+        ax.set_xscale("log")
+        ax.set_xlabel("customer accounts")
+        ax.set_ylabel("ms per trust check")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    elif r.name == "scale_audit":
+        _bars(
+            ax,
+            [f"{x['log']} @{x['writers']}" for x in rows],
+            [x["appends_per_s"] for x in rows],
+            "appends/s",
+        )
+    elif r.name == "gate_overhead":
+        _grouped(
+            ax,
+            [x["call"] for x in rows],
+            {"p50": [x["p50_ms"] for x in rows], "p99": [x["p99_ms"] for x in rows]},
+            "ms per call",
+        )
+    elif r.name == "mcp_e2e":
+        servers = list(dict.fromkeys(x["server"] for x in rows))
+        levels = list(dict.fromkeys(x["concurrency"] for x in rows))
+        series = {
+            s: [
+                next(
+                    (x["calls_per_s"] for x in rows if x["server"] == s and x["concurrency"] == c),
+                    0,
+                )
+                for c in levels
+            ]
+            for s in servers
+        }
+        _grouped(ax, [f"concurrency {c}" for c in levels], series, "calls/s")
+    else:
+        plt.close(fig)
+        return None
+    ax.set_title(r.title.split(":")[0], fontsize=9)
+    fig.tight_layout()
+    path = folder / f"{r.name}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _bars(ax: Any, labels: list[str], values: list[float], unit: str) -> None:
+    ax.barh(labels, values, color="#4c72b0")
+    ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.tick_params(axis="y", labelsize=8)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+
+
+def _grouped(ax: Any, labels: list[str], series: dict[str, list[float]], unit: str) -> None:
+    width = 0.8 / max(1, len(series))
+    for n, (name, values) in enumerate(series.items()):
+        xs = [i + n * width for i in range(len(labels))]
+        ax.bar(xs, values, width, label=name)
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel(unit)
+    ax.legend(fontsize=7)
