@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
 RATE = "select tenantgate.rate_take(%s, %s, %s)"
 APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
 ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
+TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
+REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
 ADMIT = "select * from tenantgate.gate_admit(%s, %s, %s, %s, %s, %s, %s::jsonb)"
 
 
@@ -136,7 +139,9 @@ class Gate:
         approver: Approver | None = None,
     ) -> Any:
         """Run one tool call; return its shaped result or raise a MediatorError."""
-        key = request_key or uuid.uuid4().hex
+        if not (request_key and REQUEST_KEY.match(request_key)):
+            request_key = uuid.uuid4().hex  # an unusable key is ignored: no idempotency, no error
+        key = request_key
         request_id = f"{claims.session_id}:{key}"[:200]
         try:
             result = await self._call(claims, name, arguments or {}, request_id)
@@ -173,6 +178,8 @@ class Gate:
         arguments: dict[str, Any],
         request_id: str,
     ) -> Any:
+        if not TOOL_NAME.match(name):
+            name = "<invalid>"  # cannot be in any catalog; keeps the audit row storable
         # Round trip 1: trust check + catalog (autocommit, read only).
         cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
         v = _verified(await cur.fetchall(), claims)

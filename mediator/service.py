@@ -97,7 +97,7 @@ class Mediator:
     ) -> dict[str, Any]:
         """A CallToolResult as a dict; every failure is a tool error, never a protocol crash."""
         key = (meta or {}).get(REQUEST_KEY_META)
-        if not (isinstance(key, str) and 1 <= len(key) <= 100):
+        if not isinstance(key, str):
             key = None
         if (
             not isinstance(name, str)

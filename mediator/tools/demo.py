@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from mediator.tools import Tool, load_queries
 
@@ -19,6 +19,18 @@ Limit = Annotated[int, Field(ge=1, le=50, description="Rows per page (at most 50
 class _In(BaseModel):
     # Unknown keys (org_id, customer_id, user, ...) are refused, never used.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        # no text column can hold a NUL or a lone surrogate: refuse them as invalid input
+        if isinstance(value, str) and not value.isprintable() and _unstorable(value):
+            raise ValueError("text must not contain NUL characters or lone surrogates")
+        return value
+
+
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 class NoArgsIn(_In):

@@ -460,3 +460,16 @@ async def test_adding_a_tool_is_a_template_a_model_and_a_catalog_row(
     beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
     with pytest.raises(E.NotFound):
         await gate.call(claims, "get_ticket", {"ticket_id": beta_ticket})
+
+
+async def test_unstorable_text_is_invalid_arguments_or_not_found(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    for name in ("a\x00b", "\ud800", "LIST_TICKETS"):
+        with pytest.raises(E.NotFound):
+            await gate.call(claims, name, {})
+    with pytest.raises(E.InvalidArguments) as err:
+        await gate.call(claims, "search_tickets", {"query": "lo\x00gin"})
+    assert "NUL" in err.value.message
+    await gate.call(claims, "list_tickets", {}, request_key="bad\x00key")  # key ignored, not used
