@@ -134,12 +134,15 @@ def verify(
                  "it should be the JSON of `tenantgate audit heads --json`")
     with connect(dsn) as conn:
         org_id = _refs.org_id(conn, org) if org else None
+        # Every chain: orgs with a head, and org ids found in the log (a deleted head included).
         orgs = fetch_dicts(conn, """
-            select o.org_id, o.name from tenantgate.orgs o
-            where (%(org)s::uuid is null or o.org_id = %(org)s)
-              and (exists (select 1 from tenantgate.audit_heads h where h.org_id = o.org_id)
-                   or %(org)s::uuid is not null)
-            order by o.name""", {"org": org_id})
+            select c.org_id, coalesce(o.name, '(unknown org)') as name
+            from (select h.org_id from tenantgate.audit_heads h
+                  union select a.org_id from tenantgate.audit_log a
+                  union select %(org)s::uuid where %(org)s::uuid is not null) c
+            left join tenantgate.orgs o on o.org_id = c.org_id
+            where %(org)s::uuid is null or c.org_id = %(org)s
+            order by 2, 1""", {"org": org_id})
         results: list[dict[str, Any]] = []
         with Progress(console=stderr, transient=True, disable=as_json) as progress:
             task = progress.add_task("verifying audit chains", total=len(orgs))

@@ -181,3 +181,15 @@ def test_anomalies_report_off_hours_and_large_results(database: TestDatabase, ad
                                 ).stdout
     assert admin("audit", "anomalies", "--since", "soon").exit_code == 2
     assert admin("audit", "anomalies", "--timezone", "Mars/Olympus").exit_code == 2
+
+
+def test_verify_finds_a_chain_whose_head_was_deleted(database: TestDatabase, admin: Invoke,
+                                                     session: factories.Session) -> None:
+    append(database, session, 2)
+    with database.connect() as conn:
+        conn.execute("set session_replication_role = replica")
+        conn.execute("delete from tenantgate.audit_heads where org_id = %s",
+                     (session.tenant.org_id,))
+    [chain] = as_json_exit1(admin("audit", "verify", "--json"))
+    assert chain["first_broken_seq"] == 3
+    assert "head" in chain["problem"]

@@ -152,3 +152,10 @@ def test_every_command_has_help_with_an_example(admin: Invoke) -> None:
             result = ok(run([group, name, "--help"]))
             assert "Example" in result.stdout, (group, name)
             assert "$ tenantgate" in result.stdout, (group, name)
+
+
+def test_shell_completion_script_is_available() -> None:
+    from tests.cli.conftest import run
+
+    result = ok(run(["--show-completion", "bash"]))
+    assert "_TENANTGATE_COMPLETE" in result.stdout
