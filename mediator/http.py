@@ -239,6 +239,9 @@ async def _plain(
 
 def create_app(settings: Settings | None = None) -> HttpApp:
     """ASGI factory (uvicorn --factory): one mediator per worker process."""
+    from mediator.hardening import harden
+
+    harden()  # a spawned worker starts dumpable again: harden it too
     return HttpApp(settings or Settings())
 
 

@@ -117,3 +117,67 @@ def test_get_stream_is_not_offered(http_url: str, open_session: OpenFn) -> None:
         http_url, headers={"Authorization": f"Bearer {s.token}", "Accept": "text/event-stream"}
     )
     assert r.status_code == 405
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_tenantgate_serve_http_answers_the_sdk_client(
+    settings: Any, open_session: OpenFn, workers: int
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
+    env.update(
+        {
+            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
+            "TENANTGATE_ISSUER": settings.issuer,
+            "TENANTGATE_AUDIENCE": settings.audience,
+            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
+            "TENANTGATE_POOL_MIN_SIZE": "1",
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli.serve",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, env=env, cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(
+                    f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource"
+                ).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        assert (
+            httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 401
+        )
+        async with mcp_client(url, open_session("Acme").token) as client:
+            r = await client.call_tool("get_subscription", {})
+        assert not r.is_error
+        assert r.structured_content["plan"] == "business"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "hardening: core dumps off, process not dumpable" in err
