@@ -42,6 +42,7 @@ LOOPBACK_ORIGINS = (
 )
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 JSON = b"application/json"
+MODERN_VERSIONS = (b"2026-07-28",)
 
 
 def _rpc_error(msg_id: Any, code: int, message: str) -> dict[str, Any]:
@@ -149,7 +150,8 @@ class HttpApp:
         if "id" not in message:
             return await _plain(send, 202, b"")  # a notification: nothing to answer
         try:
-            reply = orjson.dumps(await self._dispatch(claims, message))
+            modern = headers.get(b"mcp-protocol-version") in MODERN_VERSIONS
+            reply = orjson.dumps(await self._dispatch(claims, message, modern))
         except Exception:
             logger.exception("request failed: method=%s", message.get("method"))
             reply = orjson.dumps(_rpc_error(message.get("id"), -32603, "internal error"))
@@ -165,7 +167,9 @@ class HttpApp:
         except E.TokenError:
             return None
 
-    async def _dispatch(self, claims: Any, message: dict[str, Any]) -> dict[str, Any]:
+    async def _dispatch(
+        self, claims: Any, message: dict[str, Any], modern: bool = False
+    ) -> dict[str, Any]:
         msg_id, method = message["id"], message["method"]
         params = message.get("params") or {}
         if not isinstance(params, dict):
@@ -189,6 +193,10 @@ class HttpApp:
             result = {}
         else:
             return _rpc_error(msg_id, -32601, "method not found")
+        if modern:  # 2026-07-28 requests carry no handshake; results say they are complete
+            result["resultType"] = "complete"
+            if method == "tools/list":
+                result.update(ttlMs=0, cacheScope="private")
         return {"jsonrpc": "2.0", "id": msg_id, "result": result}
 
 

@@ -27,7 +27,7 @@ async def mcp_client(url: str, token: str, mode: Any = "legacy") -> AsyncIterato
         yield client
 
 
-@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("mode", ["legacy", "auto", "2026-07-28"])
 async def test_sdk_client_over_http_reads_its_customer(
     http_url: str, open_session: OpenFn, mode: str
 ) -> None:
