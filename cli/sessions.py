@@ -41,16 +41,20 @@ def parse_ttl(text: str) -> int:
     return seconds
 
 
-def _signer(key_file: Path | None, issuer: str | None, audience: str | None,
-            kid: str | None) -> Any:
-    """The token signer: a private key file (ES256 / EdDSA), or the development HS256 secret."""
+def _settings() -> Any:
     from mediator.settings import Settings
-    from mediator.tokens import TokenSigner
 
     try:
-        settings = Settings()
+        return Settings()
     except Exception as exc:  # pydantic names the variable, never its value
         fail(f"bad TENANTGATE_* settings: {str(exc).splitlines()[0]}")
+
+
+def _signer(settings: Any, key_file: Path | None, issuer: str | None, audience: str | None,
+            kid: str | None) -> Any:
+    """The token signer: a private key file (ES256 / EdDSA), or the development HS256 secret."""
+    from mediator.tokens import TokenSigner
+
     iss = issuer or settings.issuer
     aud = audience or settings.audience
     if key_file is not None:
@@ -102,7 +106,12 @@ def open_(
     from mediator.sessions import SessionManager
 
     seconds = parse_ttl(ttl)
-    signer = _signer(signing_key, issuer, audience, kid)
+    settings = _settings()
+    if seconds > settings.max_token_lifetime_seconds:
+        fail(f"--ttl {ttl} is longer than the mediator accepts "
+             f"(TENANTGATE_MAX_TOKEN_LIFETIME_SECONDS={settings.max_token_lifetime_seconds}); "
+             "open a shorter session", 2)
+    signer = _signer(settings, signing_key, issuer, audience, kid)
     target = resolve_dsn(dsn)
     with connect(target) as conn:
         org_id = _refs.org_id(conn, org)

@@ -85,6 +85,15 @@ def test_session_open_prints_only_the_token_and_it_unlocks_the_trust_check(
     assert claims["scope"] == "read:tickets"
     assert claims["exp"] - claims["iat"] == 600
     assert claims["tg_sid"] in result.stderr
+    from mediator.settings import Settings
+    from mediator.tokens import TokenVerifier
+
+    public_file = key_file.with_suffix(".pub")
+    public_file.write_bytes(public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    verified = TokenVerifier(Settings(jwt_public_key_file=public_file,
+                                      audience="http://mediator.test/mcp")).verify(token)
+    assert verified.session_id == claims["tg_sid"]
     with database.connect() as conn:  # only the hash is stored
         row = conn.execute("select secret_hash from tenantgate.sessions where session_id = %s",
                            (claims["tg_sid"],)).fetchone()
@@ -227,3 +236,30 @@ def test_an_operator_of_another_org_cannot_approve(database: TestDatabase, admin
     assert cross.exit_code == 1
     [still] = as_json(admin("approvals", "list", str(tenant.org_id), "--json"))
     assert still["status"] == "pending"
+
+
+def test_session_longer_than_the_mediator_accepts_is_refused(
+        admin: Invoke, tenant: factories.Tenant,
+        signing_key: tuple[Path, ec.EllipticCurvePublicKey]) -> None:
+    result = admin("sessions", "open", str(tenant.org_id), "--operator", str(tenant.operator_id),
+                   "--connector", str(tenant.connector_id), "--customer", str(tenant.customer_id),
+                   "--ttl", "2h", "--signing-key", str(signing_key[0]))
+    assert result.exit_code == 2
+    assert "TENANTGATE_MAX_TOKEN_LIFETIME_SECONDS" in result.stderr
+
+
+def test_session_token_in_development_mode_verifies_with_the_mediator(
+        database: TestDatabase, tenant: factories.Tenant) -> None:
+    from mediator.settings import Settings
+    from mediator.tokens import TokenVerifier
+
+    secret = "d" * 40
+    result = run(["sessions", "open", str(tenant.org_id), "--operator", str(tenant.operator_id),
+                  "--connector", str(tenant.connector_id), "--customer",
+                  str(tenant.customer_id)], dsn=database.admin_dsn,
+                 env={"TENANTGATE_DEV_HS256_SECRET": secret})
+    assert result.exit_code == 0, result.stderr
+    assert "DEVELOPMENT MODE" in result.stderr
+    verifier = TokenVerifier(Settings(dev_hs256_secret=secret))  # type: ignore[arg-type]
+    claims = verifier.verify(result.stdout.strip())
+    assert claims.customer_id == str(tenant.customer_id)
