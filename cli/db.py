@@ -109,13 +109,14 @@ def _current_revisions(conn: psycopg.Connection[Any]) -> list[str]:
 def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     dsn: DsnOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Apply migrations up to REVISION (as a DBA: a role that may create roles and schemas)."""
     target = resolve_dsn(dsn)
     _check_reachable(target)
     with _database_url(target):
         command.upgrade(alembic_config(), revision)
-    stderr.print(f"database at {revision}")
+    _report_revision(target, as_json)
 
 
 @app.command(epilog=epilog("tenantgate db downgrade base --yes",
@@ -124,6 +125,7 @@ def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision: an id, -1, or base.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     dsn: DsnOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Revert migrations down to REVISION. `base` drops every tenantgate object and its data."""
     target = resolve_dsn(dsn)
@@ -133,7 +135,16 @@ def downgrade(
         fail("not confirmed; nothing changed")
     with _database_url(target):
         command.downgrade(alembic_config(), revision)
-    stderr.print(f"database at {revision}")
+    _report_revision(target, as_json)
+
+
+def _report_revision(dsn: str, as_json: bool) -> None:
+    with connect(dsn) as conn:
+        revisions = _current_revisions(conn)
+    if as_json:
+        emit_json({"current": revisions})
+    else:
+        stderr.print(f"database at {', '.join(revisions) or 'base (nothing applied)'}")
 
 
 @app.command(epilog=epilog("tenantgate db current", "tenantgate db current --json"))

@@ -44,6 +44,10 @@ app.add_typer(sessions.app, name="sessions")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
 app.add_typer(customer_secrets.app, name="secrets")
+app.info.epilog = (
+    "Exit codes: 0 ok; 1 findings or failure; 2 usage. Connect with --dsn, $TENANTGATE_DSN or "
+    "$DATABASE_URL. Add --json for scripts. Walkthroughs: docs/cli.md."
+)
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ def test_upgrade_builds_an_empty_database_and_check_is_clean(empty_url: str) -> 
     before = run(["db", "current", "--json"], dsn=empty_url)
     assert before.exit_code == 1
     assert json.loads(before.stdout)["current"] == []
-    ok(run(["db", "upgrade"], dsn=empty_url))
+    upgraded = as_json(run(["db", "upgrade", "--json"], dsn=empty_url))
+    assert upgraded == {"current": [head()]}
     after = as_json(run(["db", "current", "--json"], dsn=empty_url))
     assert after == {"current": [head()], "heads": [head()], "up_to_date": True}
     ok(run(["db", "check"], dsn=empty_url))
@@ -37,7 +38,8 @@ def test_upgrade_builds_an_empty_database_and_check_is_clean(empty_url: str) -> 
 
 def test_downgrade_to_base_removes_everything_and_upgrade_works_again(empty_url: str) -> None:
     ok(run(["db", "upgrade"], dsn=empty_url))
-    ok(run(["db", "downgrade", "base", "--yes"], dsn=empty_url))
+    assert as_json(run(["db", "downgrade", "base", "--yes", "--json"], dsn=empty_url)) == {
+        "current": []}
     gone = run(["db", "current", "--json"], dsn=empty_url)
     assert gone.exit_code == 1
     assert json.loads(gone.stdout)["current"] == []
