@@ -319,10 +319,9 @@ bursts as (
          format('up to %%s calls within %%s (threshold %%s)', max(n), %(burst_window)s::interval,
                 %(burst)s::int) as detail
   from (select r.org, r.operator, r.occurred_at,
-               (select count(*) from recent x
-                 where x.org_id = r.org_id and x.operator_id = r.operator_id
-                   and x.occurred_at > r.occurred_at - %(burst_window)s::interval
-                   and x.occurred_at <= r.occurred_at) as n
+               count(*) over (partition by r.org_id, r.operator_id order by r.occurred_at
+                              range between %(burst_window)s::interval preceding
+                                        and current row) as n
           from recent r where r.operator_id is not null) w
   where n >= %(burst)s::int
   group by org, operator
