@@ -62,6 +62,10 @@ class ApprovalDenied(MediatorError):
     """approval denied"""
 
 
+class ApprovalUsed(MediatorError):
+    """approval already used"""
+
+
 class Unavailable(MediatorError):
     """service unavailable, retry later"""
 
@@ -69,6 +73,7 @@ class Unavailable(MediatorError):
 # SQLSTATEs raised by sql/80_mediator on purpose.
 RATE_LIMITED_STATE = "TG429"
 NO_CREDIT_STATE = "TG402"
+APPROVAL_USED_STATE = "TG409"
 
 
 def from_psycopg(exc: psycopg.Error) -> MediatorError:
@@ -78,6 +83,8 @@ def from_psycopg(exc: psycopg.Error) -> MediatorError:
         return RateLimited()
     if state == NO_CREDIT_STATE:
         return NoCredit()
+    if state == APPROVAL_USED_STATE:
+        return ApprovalUsed()
     if state in ("42501", "P0002") or isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return NotFound()
     if isinstance(exc, psycopg.OperationalError):

@@ -36,6 +36,7 @@ AUDIT = "select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)"
 AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
 RATE = "select tenantgate.rate_take(%s, %s, %s)"
 APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
+APPROVAL_USE = "select tenantgate.approval_use(%s::uuid)"
 ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
@@ -227,35 +228,61 @@ class Gate:
             take_rate = False
         params = args.model_dump()
         params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
+        admit_args = (
+            request_id,
+            name,
+            entry.credit_cost,
+            s.rate_burst,
+            s.rate_per_second,
+            take_rate,
+            orjson.dumps(detail).decode(),
+        )
+        if entry.side_effect:
+            return await self._side_effect(conn, claims, v, tool, params, admit_args, detail)
         # Round trip 2, one implicit transaction: context, admit (rate limit, credits, the audit
         # row), the template; committed at the pipeline's Sync, or rolled back whole.
         try:
             async with conn.pipeline():
                 await conn.execute(sql_context(), _ctx_params(claims))
-                admit = await conn.execute(
-                    ADMIT,
-                    (
-                        request_id,
-                        name,
-                        entry.credit_cost,
-                        s.rate_burst,
-                        s.rate_per_second,
-                        take_rate,
-                        orjson.dumps(detail).decode(),
-                    ),
-                )
+                await conn.execute(ADMIT, admit_args)
                 data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
                 if self.fault_before_commit is not None:
                     await self.fault_before_commit(conn)
         except psycopg.Error as exc:
             await self._refuse(conn, claims, request_id, name, exc, detail)
-        balance = await admit.fetchone()
-        rows = await data.fetchall()
-        return self._shape(tool, v, rows, balance[0] if balance else None)
+        return self._shape(tool, v, await data.fetchall())
 
-    def _shape(
-        self, tool: Tool, v: Verified, rows: list[dict[str, Any]], balance: int | None
+    async def _side_effect(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        claims: Claims,
+        v: Verified,
+        tool: Tool,
+        params: dict[str, Any],
+        admit_args: tuple[Any, ...],
+        detail: dict[str, Any],
     ) -> Any:
+        """Approval use, credits, audit and the change in one explicit transaction, committed
+        only when the change touched a row: otherwise nothing is charged or used up."""
+        request_id, name = admit_args[0], admit_args[1]
+        try:
+            async with conn.pipeline():
+                await conn.execute("begin")
+                await conn.execute(sql_context(), _ctx_params(claims))
+                await conn.execute(APPROVAL_USE, (detail["approval_id"],))
+                await conn.execute(ADMIT, admit_args)
+                data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
+            rows = await data.fetchall()
+            if rows:
+                await conn.execute("commit")
+                return self._shape(tool, v, rows)
+        except psycopg.Error as exc:
+            await self._refuse(conn, claims, request_id, name, exc, detail)
+        await conn.rollback()
+        await self._audit(conn, claims, request_id, name, "denied", {**detail, "reason": "no_row"})
+        raise E.NotFound()
+
+    def _shape(self, tool: Tool, v: Verified, rows: list[dict[str, Any]]) -> Any:
         s = self.settings
         shaped = shape_rows(
             rows,
@@ -309,6 +336,7 @@ class Gate:
             detail = {**detail, "sqlstate": exc.sqlstate}
         if conn.closed or conn.broken:
             raise E.Unavailable() from None
+        await conn.rollback()  # an explicit transaction may be open (side effects)
         if mapped.message == "not found":  # the session stopped being live since round trip 1
             await conn.execute(
                 AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")

@@ -63,17 +63,11 @@ begin
     raise exception using errcode = '42501',
       message = 'tenantgate: no verified session in this transaction';
   end if;
-  update tenantgate.approvals a
-     set status = 'used', used_at = pg_catalog.now()
-   where a.org_id = v_ctx.org_id
-     and a.approval_id = (select x.approval_id from tenantgate.approvals x
-                           where x.org_id = v_ctx.org_id and x.session_id = v_ctx.session_id
-                             and x.tool_name = p_tool_name and x.args_hash = p_args_hash
-                             and x.status = 'approved'
-                           order by x.decided_at
-                           limit 1
-                           for update skip locked)
-  returning a.approval_id into v_id;
+  select x.approval_id into v_id from tenantgate.approvals x
+   where x.org_id = v_ctx.org_id and x.session_id = v_ctx.session_id
+     and x.tool_name = p_tool_name and x.args_hash = p_args_hash and x.status = 'approved'
+   order by x.decided_at
+   limit 1;
   if found then
     return query select 'approved'::text, v_id;
     return;
@@ -94,8 +88,37 @@ begin
 end
 $$;
 comment on function tenantgate.approval_take(text, bytea, jsonb) is
-  'Consume an approved approval for this session, tool and argument hash (status approved), '
-  'or return the pending one, opening it if needed (status pending).';
+  'Find an approved approval for this session, tool and argument hash (status approved; '
+  'approval_use consumes it), or return the pending one, opening it if needed (status pending).';
+
+-- Consume an approval in the transaction that performs the side effect: if that transaction
+-- rolls back (no credit, nothing to change, a crash), the approval stays approved.
+create function tenantgate.approval_use(p_approval_id uuid)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_ctx record;
+begin
+  select c.org_id, c.session_id into v_ctx from tenantgate.session_context() c;
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'tenantgate: no verified session in this transaction';
+  end if;
+  update tenantgate.approvals a
+     set status = 'used', used_at = pg_catalog.now()
+   where a.org_id = v_ctx.org_id and a.session_id = v_ctx.session_id
+     and a.approval_id = p_approval_id and a.status = 'approved';
+  if not found then
+    raise exception using errcode = 'TG409', message = 'tenantgate: approval already used';
+  end if;
+end
+$$;
+comment on function tenantgate.approval_use(uuid) is
+  'Mark an approved approval of the verified session used (once); SQLSTATE TG409 otherwise.';
 
 -- The session's own operator answers through the MCP host (elicitation).
 create function tenantgate.approval_answer(p_approval_id uuid, p_approve boolean)

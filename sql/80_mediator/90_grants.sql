@@ -6,6 +6,7 @@ revoke execute on function
   tenantgate.rate_take_for(uuid, uuid, text, integer, double precision),
   tenantgate.rate_take(text, integer, double precision),
   tenantgate.approval_take(text, bytea, jsonb),
+  tenantgate.approval_use(uuid),
   tenantgate.approval_answer(uuid, boolean),
   tenantgate.approval_decide(uuid, uuid, uuid, boolean),
   tenantgate.gate_admit(text, text, integer, integer, double precision, boolean, jsonb)
@@ -14,6 +15,7 @@ revoke execute on function
 grant execute on function
   tenantgate.rate_take(text, integer, double precision),
   tenantgate.approval_take(text, bytea, jsonb),
+  tenantgate.approval_use(uuid),
   tenantgate.approval_answer(uuid, boolean),
   tenantgate.gate_admit(text, text, integer, integer, double precision, boolean, jsonb)
   to tenantgate_mediator;

@@ -473,3 +473,29 @@ async def test_unstorable_text_is_invalid_arguments_or_not_found(
         await gate.call(claims, "search_tickets", {"query": "lo\x00gin"})
     assert "NUL" in err.value.message
     await gate.call(claims, "list_tickets", {}, request_key="bad\x00key")  # key ignored, not used
+
+
+async def test_an_approved_change_that_touches_nothing_charges_and_uses_up_nothing(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    invoice = world.northwind.customers["Acme"].invoice_ids[0]  # 120.00, paid
+    args = {"invoice_id": invoice, "amount_cents": 20000}  # more than the invoice
+    with pytest.raises(E.ApprovalRequired) as pending:
+        await gate.call(claims, "issue_refund", args)
+    Approvals(database.admin_dsn).approve(
+        world.northwind.org_id, pending.value.approval_id, world.northwind.second_operator_id
+    )
+    with pytest.raises(E.NotFound):
+        await gate.call(claims, "issue_refund", args)
+    with database.connect() as conn:
+        assert conn.execute("select status from tenantgate.approvals").fetchone() == ("approved",)
+        assert conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s",
+            (world.northwind.org_id,),
+        ).fetchone() == (1000,)
+        assert conn.execute(
+            "select refunded_cents from demo.invoices where invoice_id = %s", (invoice,)
+        ).fetchone() == (0,)
+    decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
+    assert decisions == ["approval_required", "denied"]

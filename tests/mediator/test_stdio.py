@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
         session_id=c.session_id,
         session_secret=c.session_secret,
         scopes=sorted(c.scopes),
-        lifetime_seconds=3,
+        lifetime_seconds=10,
     )
     p = params(settings, short)
     assert p.env is not None
@@ -124,7 +125,8 @@ async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
     async with Client(p, mode="legacy", cache=None) as client:
         r = await client.call_tool("get_subscription", {})
         assert not r.is_error
-        await anyio.sleep(3.5)
+        exp = TokenVerifier(settings).verify(short).expires_at
+        await anyio.sleep(max(0.0, exp - time.time() + 0.5))
         r = await client.call_tool("get_subscription", {})
         assert r.is_error
         assert r.content[0].text == "invalid token"
