@@ -228,8 +228,9 @@ def check(
         findings = lint_files.run_lints(conn, tuple(lint or ()))
     if as_json:
         emit_json([f.as_dict() for f in findings])
-    elif findings:
-        emit_rows([f.as_dict() for f in findings], as_json=False, title="security findings")
+    else:
+        for f in findings:  # a report to act on: what, why, and the SQL that fixes it
+            typer.echo(f"{f.lint}: {f.object}\n  why: {f.why}\n  fix: {f.fix}\n")
     ran = len(lint or ()) or len(known)
     stderr.print(f"{ran} lints, {len(findings)} finding{'s' if len(findings) != 1 else ''}")
     if findings:

@@ -5,8 +5,8 @@
 --   * in schema tenantgate: SELECT and INSERT on session_messages (its own session's history) and
 --     SELECT on the data-class tables column_classes and scope_classes (not tenant data);
 --   * elsewhere: SELECT, INSERT, UPDATE or DELETE on a table with row-level security enabled and
---     forced and a policy for the mediator covering that command (an enrolled table's
---     tenantgate_isolation, or a policy of your own).
+--     a policy for the mediator covering that command (an enrolled table's tenantgate_isolation,
+--     or a policy of your own).
 -- Why it matters: RLS filters rows only where a policy applies. A grant on a view runs with the
 -- view owner's rights (tenantgate_owner sees every row), TRUNCATE, REFERENCES and TRIGGER ignore
 -- RLS altogether, a grant on a table without a covering policy is either dead weight or, once RLS
@@ -47,34 +47,43 @@ relation_privileges as (
     and n.nspname not in ('pg_catalog', 'information_schema')
     and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
 ),
-excess as (
+judged as (
   select rp.*,
          case rp.relkind when 'v' then 'view' when 'm' then 'materialized view'
                          when 'S' then 'sequence' when 'f' then 'foreign table'
-                         else 'table' end as kind
+                         else 'table' end as kind,
+         -- a mediator policy covers this command on this table (and, in tenantgate, the
+         -- privilege is one of the few the mediator needs)
+         (rp.relkind in ('r', 'p')
+          and rp.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+          and exists (select 1 from pg_catalog.pg_policy p
+                       where p.polrelid = rp.relid
+                         and (p.polroles operator(pg_catalog.&&)
+                              array[0::oid, (select m.oid from mediator m)])
+                         and p.polcmd in ('*', case rp.privilege_type when 'SELECT' then 'r'
+                                                                      when 'INSERT' then 'a'
+                                                                      when 'UPDATE' then 'w'
+                                                                      when 'DELETE' then 'd'
+                                                end))
+          and (rp.nspname <> 'tenantgate'
+               or (rp.relname, rp.privilege_type) in (('session_messages', 'SELECT'),
+                                                      ('session_messages', 'INSERT'),
+                                                      ('column_classes', 'SELECT'),
+                                                      ('scope_classes', 'SELECT')))
+         ) as covered,
+         -- and enforced (for the mediator, which owns nothing, enabled is enough; FORCE for the
+         -- owner is 02_rls_not_forced's business)
+         rp.relrowsecurity as enforced
   from relation_privileges rp
-  where not (
-    rp.relkind in ('r', 'p')
-    and rp.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
-    and rp.relrowsecurity and rp.relforcerowsecurity
-    and exists (select 1 from pg_catalog.pg_policy p
-                 where p.polrelid = rp.relid
-                   and (p.polroles operator(pg_catalog.&&)
-                        array[0::oid, (select m.oid from mediator m)])
-                   and p.polcmd in ('*', case rp.privilege_type when 'SELECT' then 'r'
-                                                                when 'INSERT' then 'a'
-                                                                when 'UPDATE' then 'w'
-                                                                when 'DELETE' then 'd' end))
-    and (rp.nspname <> 'tenantgate'
-         or (rp.relname, rp.privilege_type) in (('session_messages', 'SELECT'),
-                                                ('session_messages', 'INSERT'),
-                                                ('column_classes', 'SELECT'),
-                                                ('scope_classes', 'SELECT')))
-  )
+),
+excess as (
+  select j.* from judged j where not (j.covered and j.enforced)
 )
 select 'mediator_excess_privileges'::text as lint,
        pg_catalog.format('%s on %s %I.%I%s (granted to %s)', e.privilege_type, e.kind, e.nspname,
-                         e.relname, case when e.attname is null then '' else pg_catalog.format(' column %I', e.attname) end,
+                         e.relname,
+                         case when e.attname is null then ''
+                              else pg_catalog.format(' column %I', e.attname) end,
                          e.grantee) as object,
        case
          when e.kind <> 'table' then
@@ -82,11 +91,17 @@ select 'mediator_excess_privileges'::text as lint,
                              'row-level policies', e.kind)
          when e.privilege_type not in ('SELECT', 'INSERT', 'UPDATE', 'DELETE') then
            pg_catalog.format('%s is not filtered by row-level security', e.privilege_type)
+         when e.covered then
+           'a mediator policy covers this privilege, but row-level security is disabled on the '
+           'table, so the policy is ignored: the grant reaches every tenant''s rows'
          else
-           'no row-level policy for the mediator covers this privilege (or RLS is not forced on '
-           'the table): the grant is beyond what its policies allow'
+           'no row-level policy for the mediator covers this privilege: the grant is beyond what '
+           'its policies allow'
        end as why,
-       case when e.attname is null then
+       case when e.covered then
+         pg_catalog.format('alter table %I.%I enable row level security;',
+                           e.nspname, e.relname)
+       when e.attname is null then
          pg_catalog.format('revoke %s on %I.%I from %s;', e.privilege_type, e.nspname, e.relname,
                            e.grantee)
        else

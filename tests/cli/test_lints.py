@@ -194,3 +194,19 @@ def test_wrong_dsn_is_one_line_naming_the_host_and_exit_1() -> None:
     assert "127.0.0.1:1" in lines[0]
     assert "refused" in lines[0].lower()
     assert "Traceback" not in result.output
+
+
+def test_mediator_grant_on_a_table_whose_rls_is_off_says_to_turn_it_on(
+        database: TestDatabase, dba: Invoke) -> None:
+    plant(database, "alter table demo.subscriptions disable row level security")
+    [found] = findings(dba, "mediator_excess_privileges")
+    assert found["object"] == "SELECT on table demo.subscriptions (granted to tenantgate_mediator)"
+    assert found["fix"] == "alter table demo.subscriptions enable row level security;"
+    plant(database, "alter table demo.subscriptions enable row level security")
+    assert findings(dba) == []
+
+
+def test_rls_not_forced_is_one_finding_not_a_cascade(database: TestDatabase,
+                                                     dba: Invoke) -> None:
+    plant(database, "alter table demo.tickets no force row level security")
+    assert [f["lint"] for f in findings(dba)] == ["rls_not_forced"]
