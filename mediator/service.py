@@ -81,11 +81,8 @@ class Mediator:
         return claims
 
     async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
-        try:
-            return await self.gate.list_tools(claims)
-        except Exception:
-            logger.exception("tools/list failed")
-            return []
+        """The session's catalog; an invalid session lists nothing. Database errors propagate."""
+        return await self.gate.list_tools(claims)
 
     async def call_tool(
         self,

@@ -31,7 +31,11 @@ def build_server(mediator: Mediator, token: str) -> Server[Any]:
             c = claims()
         except E.TokenError:
             raise MCPError(code=-32600, message="invalid token") from None
-        tools = await mediator.list_tools(c)
+        try:
+            tools = await mediator.list_tools(c)
+        except Exception:
+            logger.exception("tools/list failed")
+            raise MCPError(code=-32603, message="internal error") from None
         return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in tools])
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:

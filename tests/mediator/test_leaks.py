@@ -71,3 +71,24 @@ async def test_database_error_reaches_the_host_without_sql_or_trace(
     assert text == "internal error"
     assert "select" not in text.lower()
     assert "Traceback" not in text
+
+
+def test_a_database_failure_on_tools_list_is_an_error_not_an_empty_catalog(
+    http_url: str, open_session: OpenFn, database: TestDatabase
+) -> None:
+    s = open_session("Acme")
+    with database.connect(autocommit=True) as conn:
+        conn.execute(
+            "revoke execute on function tenantgate.trust_check(uuid, uuid, uuid, text)"
+            " from tenantgate_mediator"
+        )
+    r = httpx.post(
+        http_url,
+        json={"jsonrpc": "2.0", "id": 7, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {s.token}"},
+    )
+    assert r.json() == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32603, "message": "internal error"},
+    }
