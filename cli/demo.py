@@ -195,12 +195,13 @@ def print_tokens(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> None
     for name, s in (("Acme", acme), ("Beta", beta)):
         typer.echo(f"token for customer {name} (valid 1 hour):\n{s.token}\n")
     typer.echo(
-        "connect a real MCP client, e.g.:\n"
+        "connect a real MCP client (as Acme; swap in Beta's token to see the other customer):\n"
+        f"  TOKEN={acme.token}\n"
         f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
-        '--method tools/list --header "Authorization: Bearer <token>"\n'
+        '--method tools/list --header "Authorization: Bearer $TOKEN"\n'
         f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
         "--method tools/call --tool-name account_health "
-        '--header "Authorization: Bearer <token>"\n'
+        '--header "Authorization: Bearer $TOKEN"\n'
         "Ctrl-C stops the mediator and deletes the database."
     )
 
