@@ -25,6 +25,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 DSN_ENV = ("TENANTGATE_DSN", "DATABASE_URL")
+LIBPQ_ENV = ("PGHOST", "PGSERVICE", "PGDATABASE")
 
 DsnOption = Annotated[
     str | None,
@@ -51,10 +52,15 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def resolve_dsn(dsn: str | None) -> str:
-    """--dsn, else $TENANTGATE_DSN, else $DATABASE_URL; a usage error when none is set."""
+    """--dsn, else $TENANTGATE_DSN, else $DATABASE_URL, else libpq's own PGHOST/PGSERVICE/...
+
+    A usage error when none is set.
+    """
     for value in (dsn, *(os.environ.get(name) for name in DSN_ENV)):
         if value:
             return value
+    if any(os.environ.get(name) for name in LIBPQ_ENV):
+        return ""  # like psql: libpq reads PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE
     fail("no database given: pass --dsn or export DATABASE_URL=postgresql://user@host/dbname",
          EXIT_USAGE)
 

@@ -48,7 +48,7 @@ def sqlalchemy_url(dsn: str) -> str:
     """A DSN (URL or key=value) as the URL migrations/env.py expects in DATABASE_URL."""
     if "://" in dsn:
         return dsn
-    info = conninfo_to_dict(dsn)
+    info = {**_libpq_env(), **conninfo_to_dict(dsn)}
     port = info.pop("port", None)
     url = sa.engine.URL.create(
         "postgresql+psycopg",
@@ -60,6 +60,13 @@ def sqlalchemy_url(dsn: str) -> str:
         query={k: str(v) for k, v in info.items() if v is not None},
     )
     return url.render_as_string(hide_password=False)
+
+
+def _libpq_env() -> dict[str, str]:
+    """libpq's environment variables as conninfo keys (Alembic's URL does not read them)."""
+    names = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
+             "PGDATABASE": "dbname"}
+    return {key: os.environ[env] for env, key in names.items() if os.environ.get(env)}
 
 
 @contextlib.contextmanager

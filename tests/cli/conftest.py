@@ -14,6 +14,7 @@ from cli.main import app
 from tests.pg import TestDatabase
 
 CLEAN_ENV = {"DATABASE_URL": None, "TENANTGATE_DSN": None, "TENANTGATE_DEV_HS256_SECRET": None,
+             "PGHOST": None, "PGSERVICE": None, "PGDATABASE": None,
              "TENANTGATE_SECRET_KEYS": None, "TENANTGATE_SECRET_KEYS_FILE": None,
              "TENANTGATE_SECRET_KEY_CURRENT": None,
              "TENANTGATE_JWT_PRIVATE_KEY_FILE": None}

@@ -174,3 +174,13 @@ def test_enrol_of_a_missing_table_or_column_fails_with_a_hint(dba: Invoke) -> No
     wrong = dba("db", "enrol", "demo.tickets", "--org-column", "nope")
     assert wrong.exit_code == 1
     assert "no uuid column" in wrong.stderr
+
+
+def test_libpq_environment_works_like_psql(database: TestDatabase) -> None:
+    server = database.server
+    env: dict[str, str | None] = {"PGHOST": server.host, "PGPORT": str(server.port),
+                                  "PGUSER": server.user, "PGPASSWORD": server.password,
+                                  "PGDATABASE": database.name}
+    assert as_json(run(["db", "current", "--json"], env=env))["up_to_date"] is True
+    ok(run(["db", "upgrade"], env=env))
+    ok(run(["db", "check"], env=env))
