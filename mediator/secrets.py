@@ -100,7 +100,7 @@ class RotationError(RuntimeError):
 
 
 class UnknownCustomerError(LookupError):
-    """no such customer account in this org: check the ids with `tenantgate customers list`."""
+    """no such customer account in this org: check the ids with `tenantgate customer list`."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__)
@@ -196,7 +196,7 @@ def set_secret(
     except psycopg.errors.ForeignKeyViolation:
         raise UnknownCustomerError(
             f"org {org_id} has no customer account {customer_id}: "
-            "check the ids with `tenantgate customers list`"
+            "check the ids with `tenantgate customer list`"
         ) from None
 
 
