@@ -112,7 +112,7 @@ def test_a_missing_secret_says_how_to_set_one(world: World, keys: FileKeyProvide
 def test_a_secret_for_an_unknown_customer_is_refused(world: World, keys: FileKeyProvider) -> None:
     with (
         psycopg.connect(world.db.admin_dsn, autocommit=True) as conn,
-        pytest.raises(customer_secrets.UnknownCustomerError, match="customers list"),
+        pytest.raises(customer_secrets.UnknownCustomerError, match="customer list"),
     ):
         customer_secrets.set_secret(
             conn, keys, world.acme.org_id, world.beta.customer_id, world.acme.api_key
