@@ -1,4 +1,4 @@
-"""docs/cli.md stays copy-pasteable: the Operating walkthrough runs as written."""
+"""The README's walkthroughs stay copy-pasteable: the Operating walkthrough runs as written."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mediator.keys import generate_key_material
 from tests.cli.conftest import ok, run
 from tests.pg import TestDatabase
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def section_commands(title: str) -> list[str]:
