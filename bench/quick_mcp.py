@@ -155,6 +155,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument(
+        "--orgs",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="spread callers over 1 or 2 orgs (each org's audit chain and balance "
+        "serialise its calls)",
+    )
     ap.add_argument("--profile", help="py-spy the server during the c=8 run; write this file")
     ap.add_argument(
         "--async-commit",
@@ -225,17 +233,18 @@ def main() -> None:
         ),
         signer,
     )
-    org = world.northwind
     tokens = [
         sm.open(
             org_id=org.org_id,
             operator_id=op,
             connector_id=org.connector_id,
-            customer_id=org.customers[c].customer_id,
+            customer_id=cust.customer_id,
             scopes=ALL_SCOPES,
             ttl_seconds=3600,
         ).token
-        for c in ("Acme", "Beta")
+        for org in world.orgs.values()
+        if args.orgs > 1 or org is world.northwind
+        for cust in org.customers.values()
         for op in (org.operator_id, org.second_operator_id)
     ]
     print(f"# in-process, {args.n} sequential calls of {TOOL}")
