@@ -66,6 +66,10 @@ class ApprovalUsed(MediatorError):
     """approval already used"""
 
 
+class UpstreamFailed(MediatorError):
+    """upstream unavailable, retry later"""
+
+
 class Unavailable(MediatorError):
     """service unavailable, retry later"""
 

@@ -250,7 +250,28 @@ class Gate:
                     await self.fault_before_commit(conn)
         except psycopg.Error as exc:
             await self._refuse(conn, claims, request_id, name, exc, detail)
-        return self._shape(tool, v, await data.fetchall())
+        rows = await data.fetchall()
+        if tool.runner is not None:
+            rows = await self._run_upstream(conn, claims, request_id, tool, rows, args)
+        return self._shape(tool, v, rows)
+
+    async def _run_upstream(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        claims: Claims,
+        request_id: str,
+        tool: Tool,
+        rows: list[dict[str, Any]],
+        args: BaseModel,
+    ) -> list[dict[str, Any]]:
+        """The HTTP half of a tool, after its audit row committed (no connection work inside)."""
+        assert tool.runner is not None
+        try:
+            return await tool.runner(rows, args)
+        except Exception as exc:
+            logger.warning("upstream call failed: tool=%s error=%s", tool.name, type(exc).__name__)
+        await self._audit(conn, claims, request_id, tool.name, "error", {"reason": "upstream"})
+        raise E.UpstreamFailed()
 
     async def _side_effect(
         self,

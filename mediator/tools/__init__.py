@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString
 
 from pydantic import BaseModel
+
+# An HTTP-backed tool's second half: gets the rows its `sql` read under the verified context (for
+# instance `select * from tenantgate.current_upstream_credential()`) and the validated input, runs
+# after the call's audit row and charge committed, and returns the rows to shape.
+Runner = Callable[[list[dict[str, Any]], BaseModel], Awaitable[list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,7 @@ class Tool:
     idempotent: bool = True
     # output field -> "schema.table.column" when it is not `source.<field>`
     field_sources: dict[str, str] = field(default_factory=dict)
+    runner: Runner | None = None  # read tools only: see Runner
 
     def column_of(self, field_name: str) -> str:
         return self.field_sources.get(field_name, f"{self.source}.{field_name}")

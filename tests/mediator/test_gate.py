@@ -11,6 +11,7 @@ import pytest
 
 from mediator import errors as E
 from mediator.approvals import Approvals
+from mediator.db import load_policy
 from mediator.demo_data import World
 from mediator.gate import Gate
 from mediator.history import History
@@ -499,3 +500,52 @@ async def test_an_approved_change_that_touches_nothing_charges_and_uses_up_nothi
         ).fetchone() == (0,)
     decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
     assert decisions == ["approval_required", "denied"]
+
+
+async def test_an_http_backed_tool_runs_after_its_audit_row_committed(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    from mediator.tools import Registry, Tool
+    from mediator.tools.demo import DEMO_TOOLS, NoArgsIn
+
+    claims = verifier.verify(open_session("Acme").token)
+    seen: list[Any] = []
+
+    async def billing_status(rows: list[dict[str, Any]], args: Any) -> list[dict[str, Any]]:
+        seen.append(audit_rows(database, world.northwind.org_id))  # committed before the call
+        if len(seen) > 1:
+            raise TimeoutError("upstream timed out")
+        return [{"status": "ok", "customer": str(rows[0]["customer_id"]), "api_key": "k"}]
+
+    tool = Tool(
+        name="billing_status",
+        description="Upstream billing status.",
+        input_model=NoArgsIn,
+        sql="select c.customer_id from tenantgate.session_context() c",
+        source="upstream.billing",
+        many=False,
+        runner=billing_status,
+    )
+    gate.registry = Registry([*DEMO_TOOLS, tool])
+    with database.connect("tenantgate_admin", autocommit=True) as conn:
+        conn.execute(
+            "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope)"
+            " values (%s, %s, 'billing_status', 'read:billing')",
+            (world.northwind.org_id, world.northwind.connector_id),
+        )
+        conn.execute(
+            "insert into tenantgate.column_classes (relation, column_name, data_class) values"
+            " ('upstream.billing', 'status', 'public'),"
+            " ('upstream.billing', 'customer', 'internal')"
+        )
+    gate.policy = await load_policy(gate.pool)
+    out = await gate.call(claims, "billing_status", {})
+    assert out == {"status": "ok", "customer": claims.customer_id}  # api_key is unclassified
+    assert [r[0] for r in seen[0]] == ["allowed"]
+    with pytest.raises(E.UpstreamFailed):
+        await gate.call(claims, "billing_status", {})
+    assert [r[0] for r in audit_rows(database, world.northwind.org_id)] == [
+        "allowed",
+        "allowed",
+        "error",
+    ]
