@@ -219,14 +219,14 @@ async def test_no_data_without_its_audit_row_when_the_connection_dies_before_com
 async def test_rate_limit_trips_and_recovers(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    gate.settings = gate.settings.model_copy(update={"rate_burst": 3, "rate_per_second": 5.0})
+    gate.settings = gate.settings.model_copy(update={"rate_burst": 3, "rate_per_second": 1.0})
     claims = verifier.verify(open_session("Acme").token)
     for _ in range(3):
         await gate.call(claims, "get_subscription", {})
     with pytest.raises(E.RateLimited):
         await gate.call(claims, "get_subscription", {})
     await gate.call(claims, "list_tickets", {})  # another tool has its own bucket
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.1)
     await gate.call(claims, "get_subscription", {})
     decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
     assert decisions.count("rate_limited") == 1
