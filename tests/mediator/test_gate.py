@@ -198,7 +198,7 @@ async def test_no_data_without_its_audit_row_when_the_connection_dies_before_com
     async def kill(conn: psycopg.AsyncConnection[Any]) -> None:
         pid = conn.info.backend_pid
         with database.connect(autocommit=True) as su:
-            su.execute("select pg_terminate_backend(%s)", (pid,))
+            su.execute("select pg_terminate_backend(%s, 5000)", (pid,))
         await asyncio.sleep(0.05)
 
     gate.fault_before_commit = kill
