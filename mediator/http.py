@@ -8,8 +8,8 @@ path -> Host (421) -> Origin (403) -> size (413) -> bearer token (401) -> JSON-R
 
 from __future__ import annotations
 
-import fnmatch
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -57,8 +57,8 @@ class HttpApp:
         self.mediator = mediator
         self._owns_mediator = mediator is None
         self.path = settings.http_path
-        self.allowed_hosts = tuple(settings.allowed_hosts) or LOOPBACK_HOSTS
-        self.allowed_origins = tuple(settings.allowed_origins) or LOOPBACK_ORIGINS
+        self.allowed_hosts = _patterns(tuple(settings.allowed_hosts) or LOOPBACK_HOSTS)
+        self.allowed_origins = _patterns(tuple(settings.allowed_origins) or LOOPBACK_ORIGINS)
         self.max_bytes = settings.max_request_bytes
         self.metadata = orjson.dumps(
             {
@@ -104,10 +104,10 @@ class HttpApp:
         method: str = scope["method"]
         headers = dict(scope["headers"])  # last value wins; names are lowercase bytes
         host = headers.get(b"host", b"").decode("latin-1")
-        if not _matches(host, self.allowed_hosts):
+        if not self.allowed_hosts.match(host):
             return await _plain(send, 421, b"misdirected request")
         origin = headers.get(b"origin")
-        if origin is not None and not _matches(origin.decode("latin-1"), self.allowed_origins):
+        if origin is not None and not self.allowed_origins.match(origin.decode("latin-1")):
             return await _plain(send, 403, b"origin not allowed")
         if path.startswith(METADATA_PREFIX):
             if method != "GET":
@@ -207,8 +207,15 @@ def _metadata_url(resource: str) -> str:
     return f"{scheme}://{authority}{METADATA_PREFIX}{suffix}"
 
 
-def _matches(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+def _patterns(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One anchored regex: exact names, where a trailing ':*' means any numeric port."""
+    alternatives = []
+    for p in patterns:
+        if p.endswith(":*"):
+            alternatives.append(re.escape(p[:-2]) + r":[0-9]{1,5}")
+        else:
+            alternatives.append(re.escape(p))
+    return re.compile("(?:" + "|".join(alternatives) + r")\Z", re.IGNORECASE)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -181,3 +181,27 @@ async def test_tenantgate_serve_http_answers_the_sdk_client(
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert "hardening: core dumps off, process not dumpable" in err
+
+
+def test_host_and_origin_allowlists_are_exact() -> None:
+    from mediator.http import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, _patterns
+
+    hosts, origins = _patterns(LOOPBACK_HOSTS), _patterns(LOOPBACK_ORIGINS)
+    for ok in ("127.0.0.1:8765", "localhost", "LOCALHOST:1", "[::1]:443"):
+        assert hosts.match(ok)
+    for bad in (
+        "evil.example",
+        "127.0.0.1:80@evil.example",
+        "localhost.evil.example:80",
+        "127.0.0.1:8765x",
+        "127.0.0.10:80",
+    ):
+        assert not hosts.match(bad)
+    assert origins.match("http://localhost:6274")
+    for bad in (
+        "http://localhost:6274.evil.example",
+        "https://localhost:6274",
+        "null",
+        "http://localhost.evil.example",
+    ):
+        assert not origins.match(bad)
