@@ -25,7 +25,6 @@ import psycopg
 
 from bench import _world
 from bench._common import (
-    BenchDatabase,
     Deadline,
     Result,
     arg_parser,
@@ -286,8 +285,6 @@ def main() -> int:
         args.json.write_text("[" + ",".join(r.to_json() for r in results) + "]")
     return 1 if any(n.startswith("FAILED") for r in results for n in r.notes) else 0
 
-
-_unused = BenchDatabase  # re-exported type for callers that build their own database
 
 if __name__ == "__main__":
     sys.exit(main())
