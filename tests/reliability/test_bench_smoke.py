@@ -11,12 +11,24 @@ from tests.pg import REPO
 
 def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
-    done = subprocess.run([sys.executable, "bench/run_all.py", "--smoke", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [sys.executable, "bench/run_all.py", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
-    for section in ("Credits under contention", "RLS read vs hand-written WHERE",
-                    "Trust-check latency", "Audit appends", "Gate overhead", "End to end over MCP"):
+    for section in (
+        "Credits under contention",
+        "RLS read vs hand-written WHERE",
+        "Trust-check latency",
+        "Audit appends",
+        "Gate overhead",
+        "End to end over MCP",
+    ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report

@@ -41,21 +41,34 @@ def _rss_kib(pid: int) -> int:
 
 @pytest.mark.slow
 def test_soak_32_clients_for_minutes_zero_errors_flat_memory(
-        database: TestDatabase, world: World, sessions: Sessions, rel_public_pem: Path,
-        tmp_path: Path) -> None:
-    opened = [(c, sessions.open(c, org)[0].token) for c, org in
-              (("Acme", "Northwind"), ("Beta", "Northwind"), ("Gamma", "Globex")) for _ in range(4)]
+    database: TestDatabase, world: World, sessions: Sessions, rel_public_pem: Path, tmp_path: Path
+) -> None:
+    opened = [
+        (c, sessions.open(c, org)[0].token)
+        for c, org in (("Acme", "Northwind"), ("Beta", "Northwind"), ("Gamma", "Globex"))
+        for _ in range(4)
+    ]
     port = pgserver.free_port()
-    env = {**os.environ, "TENANTGATE_DATABASE_URL": database.mediator_dsn,
-           "TENANTGATE_ISSUER": ISSUER, "TENANTGATE_AUDIENCE": AUDIENCE,
-           "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(rel_public_pem),
-           "TENANTGATE_RATE_BURST": "100000", "TENANTGATE_RATE_PER_SECOND": "100000",
-           "TENANTGATE_POOL_MIN_SIZE": "8", "TENANTGATE_POOL_MAX_SIZE": "16"}
+    env = {
+        **os.environ,
+        "TENANTGATE_DATABASE_URL": database.mediator_dsn,
+        "TENANTGATE_ISSUER": ISSUER,
+        "TENANTGATE_AUDIENCE": AUDIENCE,
+        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(rel_public_pem),
+        "TENANTGATE_RATE_BURST": "100000",
+        "TENANTGATE_RATE_PER_SECOND": "100000",
+        "TENANTGATE_POOL_MIN_SIZE": "8",
+        "TENANTGATE_POOL_MAX_SIZE": "16",
+    }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.serve", "--transport", "http",
-                                 "--port", str(port)], env=env, cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.serve", "--transport", "http", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -74,19 +87,20 @@ def test_soak_32_clients_for_minutes_zero_errors_flat_memory(
     ledger_invariants(database.superuser_dsn, world.globex.org_id, 10_000_000)
     rss = stats["rss"]
     warm = rss[len(rss) // 5]
-    print(f"soak: {stats['calls']} calls in {SECONDS:.0f} s ({stats['calls'] / SECONDS:.0f}/s) at "
-          f"concurrency {CONCURRENCY}, {stats['errors']} errors, {len(stats['foreign'])} foreign "
-          f"rows; server RSS {rss[0] // 1024} MiB at start, {warm // 1024} after warm-up, "
-          f"{max(rss) // 1024} max, {rss[-1] // 1024} at the end; Northwind charged "
-          f"{counts['charged']} calls, all audited")
+    print(
+        f"soak: {stats['calls']} calls in {SECONDS:.0f} s ({stats['calls'] / SECONDS:.0f}/s) at "
+        f"concurrency {CONCURRENCY}, {stats['errors']} errors, {len(stats['foreign'])} foreign "
+        f"rows; server RSS {rss[0] // 1024} MiB at start, {warm // 1024} after warm-up, "
+        f"{max(rss) // 1024} max, {rss[-1] // 1024} at the end; Northwind charged "
+        f"{counts['charged']} calls, all audited"
+    )
     assert stats["errors"] == 0, stats["first_error"]
     assert stats["foreign"] == []
     assert stats["calls"] > SECONDS * 20
     assert rss[-1] - warm < max(warm * 0.2, 30 * 1024), rss
 
 
-async def _load(port: int, opened: list[tuple[str, str]], world: World,
-                pid: int) -> dict[str, Any]:
+async def _load(port: int, opened: list[tuple[str, str]], world: World, pid: int) -> dict[str, Any]:
     stop = time.monotonic() + SECONDS
     calls = [0]
     errors: list[str] = []
@@ -115,7 +129,13 @@ async def _load(port: int, opened: list[tuple[str, str]], world: World,
             await asyncio.sleep(min(5.0, SECONDS / 20))
             rss.append(_rss_kib(pid))
 
-    await asyncio.wait_for(asyncio.gather(sampler(), *(client(i) for i in range(CONCURRENCY))),
-                           timeout=SECONDS + 120)
-    return {"calls": calls[0], "errors": len(errors), "first_error": errors[:3],
-            "foreign": foreign, "rss": rss}
+    await asyncio.wait_for(
+        asyncio.gather(sampler(), *(client(i) for i in range(CONCURRENCY))), timeout=SECONDS + 120
+    )
+    return {
+        "calls": calls[0],
+        "errors": len(errors),
+        "first_error": errors[:3],
+        "foreign": foreign,
+        "rss": rss,
+    }
