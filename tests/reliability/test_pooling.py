@@ -162,3 +162,31 @@ def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
                 "Acme: invoice question",
                 "Acme: export broken",
             ]
+
+
+def test_server_side_prepared_statements_break_behind_pgbouncer_and_none_turns_them_off(
+    pg_server: pgserver.RunningServer, database: TestDatabase
+) -> None:
+    """Why the mediator's `prepare_threshold` is a setting (None behind PgBouncer)."""
+    with _pgbouncer.pgbouncer(
+        pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]}, pool_size=1
+    ) as bouncer:
+        dsn = bouncer.dsn(database.name, MEDIATOR, ROLE_PASSWORDS[MEDIATOR])
+        query = "select count(*) from demo.tickets where ticket_id > %s"
+        # NEGATIVE: prepared at once (threshold 0), both clients name it _pg3_0 on one server
+        # connection, and the second client's PREPARE collides with the first one's
+        with (
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as a,
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as b,
+        ):
+            a.execute(query, (0,))
+            with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
+                b.execute(query, (0,))
+        # POSITIVE: prepare_threshold=None never prepares; the same interleaving just works
+        with (
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as a,
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as b,
+        ):
+            for _ in range(5):
+                assert a.execute(query, (0,)).fetchone() == (0,)
+                assert b.execute(query, (0,)).fetchone() == (0,)
