@@ -15,6 +15,7 @@ SOURCES = {
     "scale_audit": "scale",
     "gate_overhead": "gate_overhead",
     "mcp_e2e": "mcp_e2e",
+    "db_breakdown": "db_breakdown",
 }
 
 
@@ -114,6 +115,8 @@ def _plot(r: Result, folder: Path) -> Path | None:
             {"p50": [x["p50_ms"] for x in rows], "p99": [x["p99_ms"] for x in rows]},
             "ms per call",
         )
+    elif r.name == "db_breakdown":
+        _bars(ax, [x["statement"] for x in rows], [x["p50_ms"] for x in rows], "p50 ms")
     elif r.name == "mcp_e2e":
         servers = list(dict.fromkeys(x["server"] for x in rows))
         levels = list(dict.fromkeys(x["concurrency"] for x in rows))

@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from bench import _world
+from bench import _cpu, _world
 from bench._common import REPO, Result, arg_parser, bench_server, create_database, print_result
 from bench._common import summary_ms as _summary
 from bench._http import McpConnection
@@ -210,7 +210,7 @@ statement: {TOOLBOX_SQL}
 
 
 async def _drive(
-    s: Server, callers: list[Caller], concurrency: int, seconds: float
+    s: Server, callers: list[Caller], concurrency: int, seconds: float, postmaster: int = 0
 ) -> dict[str, Any]:
     plan = [callers[i % len(callers)] for i in range(concurrency)]
     conns = [(McpConnection("127.0.0.1", s.port, s.path, token), args) for token, args in plan]
@@ -232,15 +232,27 @@ async def _drive(
     try:
         warm = time.perf_counter() + min(1.0, seconds / 2)
         await asyncio.gather(*(worker(c, warm, False) for c in conns))
+        server_pids, pg_pids = _cpu.tree(s.proc.pid), _cpu.tree(postmaster) if postmaster else []
+        cpu0 = (_cpu.cpu_seconds(server_pids), _cpu.cpu_seconds(pg_pids), time.process_time())
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(c, t0 + seconds, True) for c in conns))
         elapsed = time.perf_counter() - t0
+        cpu1 = (_cpu.cpu_seconds(server_pids), _cpu.cpu_seconds(pg_pids), time.process_time())
     finally:
         for c, _ in conns:
             await c.close()
     if errors[0]:
         raise RuntimeError(f"{s.label}: {errors[0]} tool errors")
-    return {"calls_per_s": round(len(lat) / elapsed), **_summary(lat)}
+    per_call = [
+        round((b - a) * 1000 / max(1, len(lat)), 3) for a, b in zip(cpu0, cpu1, strict=True)
+    ]
+    return {
+        "calls_per_s": round(len(lat) / elapsed),
+        **_summary(lat),
+        "server_cpu_ms": per_call[0],
+        "postgres_cpu_ms": per_call[1],
+        "client_cpu_ms": per_call[2],
+    }
 
 
 def _spread(h: Harness, orgs: int) -> tuple[list[Caller], list[Caller]]:
@@ -282,6 +294,9 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         tmp = Path(tmp_name)
         h = Harness(create_database(server, "e2e"), tmp)
         ours, theirs = _spread(h, 32)
+        with psycopg.connect(h.db.superuser_dsn, autocommit=True) as su:
+            row = su.execute("select pg_backend_pid()").fetchone()
+        postmaster = _cpu.parent_of(int(row[0])) if row else 0
         one: list[Caller] = [(h.opened.token, {"limit": 20})]
         with contextlib.ExitStack() as stack:
             tg1 = stack.enter_context(tenantgate_server(h, tmp, 1))
@@ -302,7 +317,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
                 )
             for c in levels:
                 for label, srv, callers in runs:
-                    r = asyncio.run(_drive(srv, callers, c, seconds))
+                    r = asyncio.run(_drive(srv, callers, c, seconds, postmaster))
                     rates[(label, c)] = r
                     result.rows.append({"server": label, "concurrency": c, **r})
     if exe is not None:
@@ -330,6 +345,10 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         "session': every caller uses one session, so every call queues on that "
         "org's credit row, that operator's rate bucket and that org's audit head "
         "(row locks held from gate_admit to commit)"
+    )
+    result.notes.append(
+        "server_cpu_ms, postgres_cpu_ms and client_cpu_ms: CPU time per call of the server's "
+        "processes, of every PostgreSQL process and of the benchmark's own client (from /proc)"
     )
     result.notes.append(
         "at concurrency 1 the '32 orgs' and 'one session' rows run the same workload (one "

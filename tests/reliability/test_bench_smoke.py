@@ -25,6 +25,7 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "Credits under contention",
         "RLS read vs hand-written WHERE",
         "Trust-check latency",
+        "Database time per gate statement",
         "Audit appends",
         "Gate overhead",
         "End to end over MCP",
@@ -32,4 +33,4 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 6
+    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 7
