@@ -40,7 +40,9 @@ APPROVAL_USE = "select tenantgate.approval_use(%s::uuid)"
 ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
-ADMIT = "select * from tenantgate.gate_admit(%s, %s, %s, %s, %s, %s, %s::jsonb)"
+ADMIT = (
+    "select * from tenantgate.gate_admit(%s::uuid, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,9 @@ class Gate:
         params = args.model_dump()
         params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
         admit_args = (
+            claims.org_id,
+            claims.customer_id,
+            claims.session_secret,
             request_id,
             name,
             entry.credit_cost,
@@ -239,12 +244,11 @@ class Gate:
         )
         if entry.side_effect:
             return await self._side_effect(conn, claims, v, tool, params, admit_args, detail)
-        # Round trip 2, one implicit transaction: context, admit (rate limit, credits, the audit
-        # row), the template; committed at the pipeline's Sync, or rolled back whole.
+        # Round trip 2, one implicit transaction: admit (context, rate limit, credits, the audit
+        # row), then the template; committed at the pipeline's Sync, or rolled back whole.
         try:
             async with conn.pipeline():
-                await conn.execute(sql_context(), _ctx_params(claims))
-                await conn.execute(ADMIT, admit_args)
+                await conn.execute(ADMIT, admit_args)  # sets the context first
                 data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
                 if self.fault_before_commit is not None:
                     await self.fault_before_commit(conn)
@@ -285,7 +289,7 @@ class Gate:
     ) -> Any:
         """Approval use, credits, audit and the change in one explicit transaction, committed
         only when the change touched a row: otherwise nothing is charged or used up."""
-        request_id, name = admit_args[0], admit_args[1]
+        request_id, name = admit_args[3], admit_args[4]
         try:
             async with conn.pipeline():
                 await conn.execute("begin")

@@ -12,6 +12,9 @@
 set local role tenantgate_owner;
 
 create function tenantgate.gate_admit(
+  p_org_id         uuid,
+  p_customer_id    uuid,
+  p_session_secret text,
   p_request_id   text,
   p_tool_name    text,
   p_credit_cost  integer,
@@ -33,6 +36,11 @@ declare
   v_replay  boolean := false;
   v_seq     bigint;
 begin
+  -- The transaction-local context (design.md), set here to save the mediator a statement: it
+  -- outlives this call until the transaction ends, so the template after it reads under it.
+  perform pg_catalog.set_config('app.org_id', p_org_id::text, true),
+          pg_catalog.set_config('app.customer_id', p_customer_id::text, true),
+          pg_catalog.set_config('app.session_secret', p_session_secret, true);
   select c.org_id, c.session_id, c.operator_id, c.customer_id into v_ctx
     from tenantgate.session_context() c;
   if not found then
@@ -59,7 +67,8 @@ begin
   return query select v_balance, v_replay, v_seq;
 end
 $$;
-comment on function tenantgate.gate_admit(text, text, integer, integer, double precision,
-                                          boolean, jsonb) is
-  'One tool call of the verified session: rate limit (TG429), idempotent credit spend (TG402) '
-  'and its ''allowed'' audit row, in the caller''s transaction.';
+comment on function tenantgate.gate_admit(uuid, uuid, text, text, text, integer, integer,
+                                          double precision, boolean, jsonb) is
+  'Set the transaction-local context, then for one tool call of the verified session: rate limit '
+  '(TG429), idempotent credit spend (TG402) and its ''allowed'' audit row, in the caller''s '
+  'transaction.';

@@ -9,7 +9,8 @@ revoke execute on function
   tenantgate.approval_use(uuid),
   tenantgate.approval_answer(uuid, boolean),
   tenantgate.approval_decide(uuid, uuid, uuid, boolean),
-  tenantgate.gate_admit(text, text, integer, integer, double precision, boolean, jsonb)
+  tenantgate.gate_admit(uuid, uuid, text, text, text, integer, integer, double precision, boolean,
+    jsonb)
   from public;
 
 grant execute on function
@@ -17,7 +18,8 @@ grant execute on function
   tenantgate.approval_take(text, bytea, jsonb),
   tenantgate.approval_use(uuid),
   tenantgate.approval_answer(uuid, boolean),
-  tenantgate.gate_admit(text, text, integer, integer, double precision, boolean, jsonb)
+  tenantgate.gate_admit(uuid, uuid, text, text, text, integer, integer, double precision, boolean,
+    jsonb)
   to tenantgate_mediator;
 grant select on tenantgate.column_classes, tenantgate.scope_classes to tenantgate_mediator;
 

@@ -2,7 +2,8 @@
 
 set local role tenantgate_owner;
 
-drop function if exists tenantgate.gate_admit(text, text, integer, integer, double precision, boolean, jsonb);
+drop function if exists tenantgate.gate_admit(uuid, uuid, text, text, text, integer, integer, double precision, boolean,
+    jsonb);
 drop function if exists tenantgate.approval_decide(uuid, uuid, uuid, boolean);
 drop function if exists tenantgate.approval_answer(uuid, boolean);
 drop function if exists tenantgate.approval_use(uuid);
