@@ -205,3 +205,21 @@ def test_host_and_origin_allowlists_are_exact() -> None:
         "http://localhost.evil.example",
     ):
         assert not origins.match(bad)
+
+
+async def test_a_retry_with_the_same_request_key_over_http_is_charged_once(
+    http_url: str, open_session: OpenFn, database: Any, world: Any
+) -> None:
+    s = open_session("Acme")
+    meta: Any = {"dev.tenantgate/request-id": "retry-1"}
+    async with mcp_client(http_url, s.token) as client:
+        for _ in range(3):
+            r = await client.call_tool("account_health", {}, meta=meta)
+            assert not r.is_error
+        await client.call_tool("account_health", {})
+    with database.connect() as conn:
+        balance = conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s",
+            (world.northwind.org_id,),
+        ).fetchone()
+    assert balance == (1000 - 2 - 2,)
