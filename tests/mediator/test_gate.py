@@ -549,3 +549,56 @@ async def test_an_http_backed_tool_runs_after_its_audit_row_committed(
         "allowed",
         "error",
     ]
+
+
+async def test_row_and_byte_limits_truncate_and_say_so(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    gate.settings = gate.settings.model_copy(update={"max_rows": 2})
+    out = await gate.call(claims, "list_tickets", {})
+    assert len(out["items"]) == 2
+    assert out["truncated"] is True
+    gate.settings = gate.settings.model_copy(update={"max_rows": 100, "max_bytes": 1024})
+    out = await gate.call(claims, "search_tickets", {"query": "acme"})
+    assert out["truncated"] is False
+    from mediator.shaping import DataPolicy, shape_rows
+
+    rows = [{"subject": "x" * 400} for _ in range(10)]
+    shaped = shape_rows(
+        rows,
+        column_of=lambda f: "demo.tickets." + f,
+        policy=DataPolicy({"demo.tickets.subject": "internal"}, {}),
+        ceiling=1,
+        max_rows=100,
+        max_bytes=1024,
+    )
+    assert 1 <= len(shaped.rows) <= 2
+    assert shaped.truncated
+
+
+async def test_tools_carry_mcp_annotations(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+) -> None:
+    tools = {t["name"]: t for t in await gate.list_tools(verifier.verify(open_session().token))}
+    assert len(tools) == 8
+    for name in (
+        "get_customer_profile",
+        "list_tickets",
+        "search_tickets",
+        "list_invoices",
+        "get_subscription",
+        "account_health",
+    ):
+        assert tools[name]["annotations"]["readOnlyHint"] is True
+    assert tools["update_ticket_status"]["annotations"] == {
+        "readOnlyHint": False,
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
+    assert tools["issue_refund"]["annotations"]["destructiveHint"] is True
+    assert tools["issue_refund"]["annotations"]["idempotentHint"] is False
+    schema = tools["list_tickets"]["inputSchema"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["limit"]["maximum"] == 50
