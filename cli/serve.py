@@ -43,6 +43,18 @@ def serve(
     except Exception as exc:  # pydantic's message names the variable, never its value
         typer.echo(f"tenantgate: bad settings: {exc}", err=True)
         raise typer.Exit(1) from None
+    if not settings.database_url.get_secret_value():
+        typer.echo(
+            "tenantgate: set TENANTGATE_DATABASE_URL (the tenantgate_mediator role)", err=True
+        )
+        raise typer.Exit(1)
+    try:
+        from mediator.tokens import TokenVerifier
+
+        TokenVerifier(settings)  # fail now, with a clear message, on a missing or bad key
+    except (ValueError, OSError) as exc:
+        typer.echo(f"tenantgate: token verification is not configured: {exc}", err=True)
+        raise typer.Exit(1) from None
     harden()
     if transport is Transport.stdio:
         from mediator.stdio import serve_stdio

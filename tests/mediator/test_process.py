@@ -64,3 +64,18 @@ def test_demo_scripted_plays_every_promise_and_exits_0() -> None:
         "audit chain verifies",
     ):
         assert step in out.stdout
+
+
+def test_serve_refuses_to_start_without_a_database_or_a_key() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
+    cmd = [sys.executable, "-m", "cli.serve", "--transport", "http"]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "TENANTGATE_DATABASE_URL" in out.stderr
+    env["TENANTGATE_DATABASE_URL"] = "postgresql://m:pw-not-shown@127.0.0.1:1/x"
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "no verification key" in out.stderr
+    assert "pw-not-shown" not in out.stderr
