@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Tool:
         return self.field_sources.get(field_name, f"{self.source}.{field_name}")
 
     def input_schema(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        return _schema(self.input_model)
 
     def annotations(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,11 @@ class Tool:
             "idempotentHint": self.idempotent,
             "openWorldHint": False,
         }
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
 
 
 _NAME = re.compile(r"^-- name: ([a-z][a-z0-9_]*)\s*$", re.MULTILINE)
