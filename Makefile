@@ -21,8 +21,8 @@ install: $(STAMP) ## create .venv and install tenantgate with its dev tools
 test: $(STAMP) ## run the test suite on a throwaway PostgreSQL (nothing needs to be running)
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
-test-pg15: $(STAMP) ## run the database tests on the system's PostgreSQL (Debian 15)
-	TENANTGATE_TEST_PG=system $(BIN)/pytest -q tests/sql tests/migrations
+test-pg15: $(STAMP) ## run the test suite on the system's PostgreSQL (Debian 15) instead
+	TENANTGATE_TEST_PG=system $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check mediator cli tests bench migrations
@@ -31,10 +31,13 @@ lint: $(STAMP) ## ruff and mypy --strict
 demo: $(STAMP) ## the main job: embedded PostgreSQL + seeded tenants + the MCP mediator over HTTP
 	$(BIN)/tenantgate demo
 
-bench: $(STAMP) ## run the benchmarks and write docs/benchmarks.md
+bench: $(STAMP) ## run the benchmarks and write docs/benchmarks.md (needs node/npm for Toolbox)
 	$(BIN)/python bench/run_all.py
+
+bench-smoke: $(STAMP) ## a seconds-long run of every benchmark (what CI runs inside make test)
+	$(BIN)/python bench/run_all.py --smoke
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install test test-pg15 lint demo bench clean
+.PHONY: help install test test-pg15 lint demo bench bench-smoke clean
