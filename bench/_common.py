@@ -254,3 +254,17 @@ def run_threads(
         raise errors[0]
     flat = [x for xs in lat for x in xs]
     return len(flat), elapsed, flat
+
+
+def run_script(
+    description: str | None, run: Callable[[pgserver.RunningServer, bool], list[Result]]
+) -> int:
+    """The command line of a benchmark script: server, run, print, optional JSON."""
+    args = arg_parser(description).parse_args()
+    with bench_server(args.dsn) as server:
+        results = run(server, args.smoke)
+    for r in results:
+        print_result(r)
+    if args.json:
+        args.json.write_text("[" + ",".join(r.to_json() for r in results) + "]")
+    return 0

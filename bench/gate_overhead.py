@@ -32,10 +32,8 @@ from psycopg_pool import AsyncConnectionPool
 from bench._common import (
     BenchDatabase,
     Result,
-    arg_parser,
-    bench_server,
     create_database,
-    print_result,
+    run_script,
     summary_ms,
 )
 from bench._wire import WireCounter
@@ -276,14 +274,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
 
 
 def main() -> int:
-    args = arg_parser(__doc__).parse_args()
-    with bench_server(args.dsn) as server:
-        results = run(server, args.smoke)
-    for r in results:
-        print_result(r)
-    if args.json:
-        args.json.write_text("[" + ",".join(r.to_json() for r in results) + "]")
-    return 0
+    return run_script(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 
 from bench import _cpu, _world
-from bench._common import REPO, Result, arg_parser, bench_server, create_database, print_result
+from bench._common import REPO, Result, create_database, run_script
 from bench._common import summary_ms as _summary
 from bench._http import McpConnection
 from bench.gate_overhead import AUDIENCE, ISSUER, Harness
@@ -358,14 +358,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
 
 
 def main() -> int:
-    args = arg_parser(__doc__).parse_args()
-    with bench_server(args.dsn) as server:
-        results = run(server, args.smoke)
-    for r in results:
-        print_result(r)
-    if args.json:
-        args.json.write_text("[" + ",".join(r.to_json() for r in results) + "]")
-    return 0
+    return run_script(__doc__, run)
 
 
 if __name__ == "__main__":
