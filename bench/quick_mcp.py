@@ -54,6 +54,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def user_cpu_seconds(user: str) -> float:
+    """CPU seconds of every live process of one OS user (the database server's, say)."""
+    import pwd
+
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return 0.0
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if d.stat().st_uid == uid:
+                total += cpu_seconds(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,6 +184,7 @@ def main() -> None:
         "serialise its calls)",
     )
     ap.add_argument("--profile", help="py-spy the server during the c=8 run; write this file")
+    ap.add_argument("--pg-user", help="OS user running PostgreSQL: report its CPU per call")
     ap.add_argument(
         "--async-commit",
         action="store_true",
@@ -300,11 +321,16 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             before = cpu_seconds(proc.pid)
+            pg_before = user_cpu_seconds(args.pg_user) if args.pg_user else 0.0
             row = asyncio.run(load(port, tokens, c, args.seconds))
             calls = row["calls_per_s"] * args.seconds
             if args.workers == 1 and calls:
                 row["mediator_cpu_ms_per_call"] = round(
                     (cpu_seconds(proc.pid) - before) / calls * 1000, 3
+                )
+            if args.pg_user and calls:
+                row["pg_cpu_ms_per_call"] = round(
+                    (user_cpu_seconds(args.pg_user) - pg_before) / calls * 1000, 3
                 )
             print(row)
             if spy is not None:
