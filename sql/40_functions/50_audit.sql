@@ -26,8 +26,8 @@ comment on function tenantgate.audit_canonical(uuid, bigint, timestamptz, uuid, 
                                                text, text, jsonb) is
   'The exact text an audit row''s hash covers (after the previous row''s hash).';
 
--- The one place that extends a chain. Not granted to anyone: reached through append_audit and
--- audit_denial only.
+-- The one place that extends a chain. Not granted to anyone: reached only through the definer
+-- functions append_audit, audit_denial and the mediator's gate_admit, which establish the org.
 create function tenantgate.audit_append_row(
   p_org_id uuid, p_session_id uuid, p_operator_id uuid, p_customer_id uuid,
   p_request_id text, p_tool_name text, p_decision text, p_detail jsonb
