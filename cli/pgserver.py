@@ -154,23 +154,19 @@ def start_embedded(config: dict[str, str] | None = None) -> RunningServer:
         shutil.chown(binary, user=SERVER_USER)
     name = f"tg-{os.getpid()}-{secrets.token_hex(3)}"
     port = free_port()
-    password = secrets.token_urlsafe(12)
+    # Hex, and --flag=value: a random value starting with '-' was read as another flag.
+    password = secrets.token_hex(12)
     command = [
         str(binary),
         "start",
-        "--name",
-        name,
-        "--port",
-        str(port),
-        "--username",
-        "postgres",
-        "--password",
-        password,
-        "--data-dir",
-        str(home / "data"),
+        f"--name={name}",
+        f"--port={port}",
+        "--username=postgres",
+        f"--password={password}",
+        f"--data-dir={home / 'data'}",
     ]
     for key, value in (config or {}).items():
-        command += ["-c", f"{key}={value}"]
+        command.append(f"--config={key}={value}")
     _run(_as_server_user(command, home), "starting the embedded PostgreSQL (pg0)")
     server = RunningServer(
         host="127.0.0.1",
