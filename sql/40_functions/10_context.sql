@@ -66,6 +66,29 @@ comment on function tenantgate.session_context() is
   'Verified (org, customer, session, operator, connector, scopes) of this transaction''s settings, '
   're-checked on every call; no row when anything is missing, wrong, ended, expired or inactive.';
 
+-- The same row for definer functions that must not run without a verified session: raises 42501
+-- instead of returning nothing. Not granted to anyone; the definer functions call it as the owner.
+create function tenantgate.verified_context()
+returns table (org_id uuid, customer_id uuid, session_id uuid, operator_id uuid,
+               connector_id uuid, scopes text[])
+language plpgsql
+stable
+rows 1
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return query
+    select c.org_id, c.customer_id, c.session_id, c.operator_id, c.connector_id, c.scopes
+    from tenantgate.session_context() c;
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'tenantgate: no verified session in this transaction';
+  end if;
+end
+$$;
+comment on function tenantgate.verified_context() is
+  'session_context(), or SQLSTATE 42501 when this transaction carries no verified session.';
+
 -- Policies compare (org, customer) against this in one sub-select, which the planner runs once
 -- per query (an InitPlan) and which leaves the (org_id, customer_id) index usable:
 --   using ((org_id, customer_id) = (select t.org_id, t.customer_id from tenantgate.current_tenant() t))

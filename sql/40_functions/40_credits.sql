@@ -8,7 +8,11 @@
 
 set local role tenantgate_owner;
 
-create function tenantgate.spend_credits(p_request_id text, p_amount bigint, p_tool_name text)
+-- The spend itself, for an org and session already verified by the caller (a definer function that
+-- called tenantgate.verified_context()). Not granted to anyone.
+create function tenantgate.spend_credits_for(
+  p_org_id uuid, p_session_id uuid, p_request_id text, p_amount bigint, p_tool_name text
+)
 returns table (charged boolean, replayed boolean, balance bigint)
 language plpgsql
 volatile
@@ -16,7 +20,6 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_ctx      record;
   v_balance  bigint;
   v_prior    record;
 begin
@@ -29,23 +32,17 @@ begin
       message = 'tenantgate: request id must be 1 to 200 characters';
   end if;
 
-  select c.org_id, c.session_id into v_ctx from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
-
   -- Claim the request id. A concurrent duplicate blocks here until the first one commits.
   insert into tenantgate.credit_ledger
     (org_id, request_id, kind, amount, outcome, session_id, tool_name)
-  values (v_ctx.org_id, p_request_id, 'spend', p_amount, 'pending', v_ctx.session_id, p_tool_name)
+  values (p_org_id, p_request_id, 'spend', p_amount, 'pending', p_session_id, p_tool_name)
   on conflict (org_id, request_id) do nothing;
 
   if not found then
     -- A retry: answer exactly what the first attempt answered, charge nothing.
     select l.kind, l.amount, l.outcome, l.balance_after, l.tool_name into v_prior
       from tenantgate.credit_ledger l
-     where l.org_id = v_ctx.org_id and l.request_id = p_request_id;
+     where l.org_id = p_org_id and l.request_id = p_request_id;
     if v_prior.kind <> 'spend' or v_prior.amount <> p_amount
        or v_prior.tool_name is distinct from p_tool_name then
       raise exception using errcode = '22023',
@@ -58,23 +55,38 @@ begin
 
   update tenantgate.credit_accounts a
      set balance = a.balance - p_amount, updated_at = pg_catalog.now()
-   where a.org_id = v_ctx.org_id and a.balance >= p_amount
+   where a.org_id = p_org_id and a.balance >= p_amount
   returning a.balance into v_balance;
 
   if found then
     update tenantgate.credit_ledger l
        set outcome = 'charged', balance_after = v_balance
-     where l.org_id = v_ctx.org_id and l.request_id = p_request_id;
+     where l.org_id = p_org_id and l.request_id = p_request_id;
     return query select true, false, v_balance;
   else
     select coalesce(max(a.balance), 0) into v_balance
-      from tenantgate.credit_accounts a where a.org_id = v_ctx.org_id;
+      from tenantgate.credit_accounts a where a.org_id = p_org_id;
     update tenantgate.credit_ledger l
        set outcome = 'refused', balance_after = v_balance
-     where l.org_id = v_ctx.org_id and l.request_id = p_request_id;
+     where l.org_id = p_org_id and l.request_id = p_request_id;
     return query select false, false, v_balance;
   end if;
 end
+$$;
+comment on function tenantgate.spend_credits_for(uuid, uuid, text, bigint, text) is
+  'Internal: the credit spend for an org and session the caller has verified.';
+
+create function tenantgate.spend_credits(p_request_id text, p_amount bigint, p_tool_name text)
+returns table (charged boolean, replayed boolean, balance bigint)
+language sql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select s.charged, s.replayed, s.balance
+  from tenantgate.verified_context() c,
+       lateral tenantgate.spend_credits_for(c.org_id, c.session_id, p_request_id, p_amount,
+                                            p_tool_name) s
 $$;
 comment on function tenantgate.spend_credits(text, bigint, text) is
   'Charge the verified session''s org once per request id; never below zero; charged=false when '

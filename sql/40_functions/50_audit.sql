@@ -85,11 +85,7 @@ declare
   v_ctx record;
 begin
   select c.org_id, c.session_id, c.operator_id, c.customer_id into v_ctx
-    from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+    from tenantgate.verified_context() c;
   return query
     select a.seq, a.row_hash
     from tenantgate.audit_append_row(v_ctx.org_id, v_ctx.session_id, v_ctx.operator_id,

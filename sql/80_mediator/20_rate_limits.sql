@@ -72,11 +72,7 @@ as $$
 declare
   v_ctx record;
 begin
-  select c.org_id, c.operator_id into v_ctx from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+  select c.org_id, c.operator_id into v_ctx from tenantgate.verified_context() c;
   perform tenantgate.rate_take_for(v_ctx.org_id, v_ctx.operator_id, p_tool_name, p_burst,
                                    p_per_second);
 end

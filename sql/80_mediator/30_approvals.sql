@@ -58,11 +58,7 @@ declare
   v_id  uuid;
 begin
   select c.org_id, c.session_id, c.operator_id, c.customer_id into v_ctx
-    from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+    from tenantgate.verified_context() c;
   select x.approval_id into v_id from tenantgate.approvals x
    where x.org_id = v_ctx.org_id and x.session_id = v_ctx.session_id
      and x.tool_name = p_tool_name and x.args_hash = p_args_hash and x.status = 'approved'
@@ -103,11 +99,7 @@ as $$
 declare
   v_ctx record;
 begin
-  select c.org_id, c.session_id into v_ctx from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+  select c.org_id, c.session_id into v_ctx from tenantgate.verified_context() c;
   update tenantgate.approvals a
      set status = 'used', used_at = pg_catalog.now()
    where a.org_id = v_ctx.org_id and a.session_id = v_ctx.session_id
@@ -131,11 +123,7 @@ as $$
 declare
   v_ctx record;
 begin
-  select c.org_id, c.session_id, c.operator_id into v_ctx from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+  select c.org_id, c.session_id, c.operator_id into v_ctx from tenantgate.verified_context() c;
   update tenantgate.approvals a
      set status = case when p_approve then 'approved' else 'denied' end,
          decided_at = pg_catalog.now(), decided_by = v_ctx.operator_id,

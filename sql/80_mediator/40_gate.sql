@@ -6,8 +6,7 @@
 -- 'allowed' audit row is rolled back with it. The mediator then rolls back and audits the refusal
 -- in a fresh transaction. The audit row is written here, before the read, but in the same
 -- transaction: it commits exactly when the read's result does, so no data leaves without it.
--- The verified context is evaluated once here (rate limit and audit reuse it; spend_credits
--- checks it again on its own).
+-- The verified context is evaluated once here; rate limit, spend and audit all reuse it.
 
 set local role tenantgate_owner;
 
@@ -42,18 +41,15 @@ begin
           pg_catalog.set_config('app.customer_id', p_customer_id::text, true),
           pg_catalog.set_config('app.session_secret', p_session_secret, true);
   select c.org_id, c.session_id, c.operator_id, c.customer_id into v_ctx
-    from tenantgate.session_context() c;
-  if not found then
-    raise exception using errcode = '42501',
-      message = 'tenantgate: no verified session in this transaction';
-  end if;
+    from tenantgate.verified_context() c;
   if p_take_rate then
     perform tenantgate.rate_take_for(v_ctx.org_id, v_ctx.operator_id, p_tool_name, p_burst,
                                      p_per_second);
   end if;
   if coalesce(p_credit_cost, 0) > 0 then
     select s.charged, s.replayed, s.balance into v_spend
-      from tenantgate.spend_credits(p_request_id, p_credit_cost, p_tool_name) s;
+      from tenantgate.spend_credits_for(v_ctx.org_id, v_ctx.session_id, p_request_id,
+                                        p_credit_cost, p_tool_name) s;
     if not v_spend.charged then
       raise exception using errcode = 'TG402', message = 'tenantgate: not enough credits';
     end if;
