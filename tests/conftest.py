@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from cli import pgserver
 from tests.pg import DatabaseFactory, TestDatabase, throwaway_server
@@ -32,6 +35,31 @@ def database(database_factory: DatabaseFactory) -> Iterator[TestDatabase]:
     db = database_factory.clone()
     yield db
     database_factory.drop(db.name)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def es_key() -> ec.EllipticCurvePrivateKey:
+    """The token signing key of the test session, generated at run time: none is ever committed."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="session")
+def public_pem_file(
+    tmp_path_factory: pytest.TempPathFactory, es_key: ec.EllipticCurvePrivateKey
+) -> Path:
+    """The public half of `es_key`, as the PEM file the mediator's settings point at."""
+    path = tmp_path_factory.mktemp("keys") / "signing.pub.pem"
+    path.write_bytes(
+        es_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mediator.db import load_policy, make_pool
@@ -21,30 +20,6 @@ from tests.pg import TestDatabase
 
 ISSUER = "https://backend.test"
 AUDIENCE = "http://127.0.0.1:8765/mcp"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def es_key() -> ec.EllipticCurvePrivateKey:
-    """Generated at run time: no private key is ever committed."""
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture(scope="session")
-def public_pem_file(
-    tmp_path_factory: pytest.TempPathFactory, es_key: ec.EllipticCurvePrivateKey
-) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "signing.pub.pem"
-    path.write_bytes(
-        es_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return path
 
 
 @pytest.fixture

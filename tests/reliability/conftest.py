@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mediator.db import load_policy, make_pool
@@ -33,33 +32,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
-def rel_key() -> ec.EllipticCurvePrivateKey:
-    """Generated at run time: no private key is ever committed."""
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture(scope="session")
-def rel_public_pem(
-    tmp_path_factory: pytest.TempPathFactory, rel_key: ec.EllipticCurvePrivateKey
-) -> Path:
-    path = tmp_path_factory.mktemp("reliability-keys") / "signing.pub.pem"
-    path.write_bytes(
-        rel_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
-def rel_signer(rel_key: ec.EllipticCurvePrivateKey) -> TokenSigner:
-    return TokenSigner(issuer=ISSUER, audience=AUDIENCE, private_key=rel_key, algorithm="ES256")
+def rel_signer(es_key: ec.EllipticCurvePrivateKey) -> TokenSigner:
+    return TokenSigner(issuer=ISSUER, audience=AUDIENCE, private_key=es_key, algorithm="ES256")
 
 
 def make_settings(dsn: str, public_pem: Path, **extra: Any) -> Settings:
@@ -111,15 +86,15 @@ def world(database: TestDatabase) -> World:
 
 @pytest.fixture
 def sessions(
-    database: TestDatabase, world: World, rel_signer: TokenSigner, rel_public_pem: Path
+    database: TestDatabase, world: World, rel_signer: TokenSigner, public_pem_file: Path
 ) -> Sessions:
-    verifier = TokenVerifier(make_settings(database.mediator_dsn, rel_public_pem))
+    verifier = TokenVerifier(make_settings(database.mediator_dsn, public_pem_file))
     return Sessions(world, SessionManager(database.session_manager_dsn, rel_signer), verifier)
 
 
 @pytest.fixture
-async def gate(database: TestDatabase, world: World, rel_public_pem: Path) -> AsyncIterator[Gate]:
-    g = await start_gate(make_settings(database.mediator_dsn, rel_public_pem))
+async def gate(database: TestDatabase, world: World, public_pem_file: Path) -> AsyncIterator[Gate]:
+    g = await start_gate(make_settings(database.mediator_dsn, public_pem_file))
     try:
         yield g
     finally:

@@ -154,7 +154,7 @@ def own_server() -> Any:
 
 
 async def test_postgres_restarted_under_load_fails_cleanly_and_recovers_on_its_own(
-    own_server: pgserver.RunningServer, rel_signer: Any, rel_public_pem: Path
+    own_server: pgserver.RunningServer, rel_signer: Any, public_pem_file: Path
 ) -> None:
     name = "restart_under_load"
     with psycopg.connect(own_server.dsn(), autocommit=True) as su:
@@ -165,7 +165,7 @@ async def test_postgres_restarted_under_load_fails_cleanly_and_recovers_on_its_o
         name, user="tenantgate_mediator", password=ROLE_PASSWORDS["tenantgate_mediator"]
     )
     settings = make_settings(
-        dsn, rel_public_pem, pool_min_size=4, pool_max_size=8, pool_timeout=2.0
+        dsn, public_pem_file, pool_min_size=4, pool_max_size=8, pool_timeout=2.0
     )
     manager = SessionManager(own_server.dsn(name, user="tenantgate_session_manager"), rel_signer)
     org = world.northwind

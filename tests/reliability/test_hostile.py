@@ -136,8 +136,8 @@ class Env:
 def env(
     database_factory: DatabaseFactory,
     rel_signer: TokenSigner,
-    rel_key: ec.EllipticCurvePrivateKey,
-    rel_public_pem: Path,
+    es_key: ec.EllipticCurvePrivateKey,
+    public_pem_file: Path,
 ) -> Iterator[Env]:
     db = database_factory.clone()
     world = seed(db.superuser_dsn, credits=100_000_000)
@@ -171,7 +171,7 @@ def env(
     runner = asyncio.Runner()
     mediator = runner.run(
         Mediator.start(
-            make_settings(db.mediator_dsn, rel_public_pem, pool_min_size=1, pool_max_size=4)
+            make_settings(db.mediator_dsn, public_pem_file, pool_min_size=1, pool_max_size=4)
         )
     )
     others = [
@@ -186,8 +186,8 @@ def env(
             runner,
             mediator,
             rel_signer,
-            rel_key,
-            rel_public_pem,
+            es_key,
+            public_pem_file,
             opened,
             mediator.authenticate(opened.token),
             others,

@@ -43,7 +43,7 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
     database: TestDatabase,
     world: World,
     sessions: Sessions,
-    rel_public_pem: Path,
+    public_pem_file: Path,
 ) -> None:
     opened = [
         sessions.open(c, org)
@@ -56,7 +56,7 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
     ) as bouncer:
         dsn = bouncer.dsn(database.name, MEDIATOR, ROLE_PASSWORDS[MEDIATOR])
         settings = make_settings(
-            dsn, rel_public_pem, prepare_threshold=None, pool_min_size=16, pool_max_size=16
+            dsn, public_pem_file, prepare_threshold=None, pool_min_size=16, pool_max_size=16
         )
         gates = [await start_gate(settings), await start_gate(settings)]  # two "processes"
         served: Counter[str] = Counter()

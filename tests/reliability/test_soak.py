@@ -41,7 +41,7 @@ def _rss_kib(pid: int) -> int:
 
 @pytest.mark.slow
 def test_soak_32_clients_for_minutes_zero_errors_flat_memory(
-    database: TestDatabase, world: World, sessions: Sessions, rel_public_pem: Path, tmp_path: Path
+    database: TestDatabase, world: World, sessions: Sessions, public_pem_file: Path, tmp_path: Path
 ) -> None:
     opened = [
         (c, sessions.open(c, org)[0].token)
@@ -54,7 +54,7 @@ def test_soak_32_clients_for_minutes_zero_errors_flat_memory(
         "TENANTGATE_DATABASE_URL": database.mediator_dsn,
         "TENANTGATE_ISSUER": ISSUER,
         "TENANTGATE_AUDIENCE": AUDIENCE,
-        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(rel_public_pem),
+        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(public_pem_file),
         "TENANTGATE_RATE_BURST": "100000",
         "TENANTGATE_RATE_PER_SECOND": "100000",
         "TENANTGATE_POOL_MIN_SIZE": "8",
