@@ -1,12 +1,13 @@
--- 70_demo.sql: a small product schema of the kind a customer-success team works on, enrolled with
--- tenantgate.enrol_table exactly as a user would enrol their own tables. Used by the tests and by
--- `tenantgate demo`. Keys lead with org_id, like the control tables.
+-- demo/10_schema.sql: a small product schema of the kind a customer-success team works on, enrolled
+-- with tenantgate.enrol_table exactly as a user would enrol their own tables. Installed by
+-- `tenantgate demo` and the tests only: it is not part of the production migrations.
+-- Every key leads with (org_id, customer_id) and ids are numbered per customer, so no tenant can
+-- observe another through a unique violation or a shared sequence.
 
 set local role tenantgate_owner;
 
 create schema demo;
 comment on schema demo is 'Demo product data: customer profiles (with PII), tickets, invoices, subscriptions.';
-grant usage on schema demo to tenantgate_mediator;
 
 create table demo.customer_profiles (
   org_id       uuid        not null,
@@ -23,10 +24,29 @@ create table demo.customer_profiles (
 );
 comment on table demo.customer_profiles is 'Contact details of a customer account. email and phone are PII.';
 
+-- Ids are numbered per customer: the next one is the customer's highest plus one.
+create function demo.next_id() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if tg_table_name = 'tickets' then
+    if new.ticket_id is null then
+      select coalesce(max(t.ticket_id), 0) + 1 into new.ticket_id from demo.tickets t
+       where t.org_id = new.org_id and t.customer_id = new.customer_id;
+    end if;
+  elsif new.invoice_id is null then
+    select coalesce(max(i.invoice_id), 0) + 1 into new.invoice_id from demo.invoices i
+     where i.org_id = new.org_id and i.customer_id = new.customer_id;
+  end if;
+  return new;
+end
+$$;
+
 create table demo.tickets (
   org_id       uuid        not null,
   customer_id  uuid        not null,
-  ticket_id    bigint      generated always as identity,
+  ticket_id    bigint      not null,  -- per customer: 1, 2, 3 ... (demo.next_id)
   subject      text        not null,
   body         text        not null default '',
   status       text        not null default 'open'
@@ -35,7 +55,7 @@ create table demo.tickets (
                            check (priority in ('low', 'normal', 'high', 'urgent')),
   created_at   timestamptz not null default pg_catalog.now(),
   updated_at   timestamptz not null default pg_catalog.now(),
-  primary key (org_id, ticket_id),
+  primary key (org_id, customer_id, ticket_id),
   foreign key (org_id, customer_id) references tenantgate.customer_accounts (org_id, customer_id)
 );
 create index tickets_customer_idx on demo.tickets (org_id, customer_id, status, created_at desc);
@@ -44,7 +64,7 @@ comment on table demo.tickets is 'Support tickets. Bodies are customer-written t
 create table demo.invoices (
   org_id        uuid        not null,
   customer_id   uuid        not null,
-  invoice_id    bigint      generated always as identity,
+  invoice_id    bigint      not null,  -- per customer (demo.next_id)
   number        text        not null,
   amount_cents  bigint      not null check (amount_cents >= 0),
   currency      text        not null default 'EUR' check (currency ~ '^[A-Z]{3}$'),
@@ -53,11 +73,15 @@ create table demo.invoices (
   issued_on     date        not null default current_date,
   due_on        date        not null,
   refunded_cents bigint     not null default 0 check (refunded_cents >= 0),
-  primary key (org_id, invoice_id),
+  primary key (org_id, customer_id, invoice_id),
   foreign key (org_id, customer_id) references tenantgate.customer_accounts (org_id, customer_id),
   check (refunded_cents <= amount_cents)
 );
-create unique index invoices_number_key on demo.invoices (org_id, number);
+create unique index invoices_number_key on demo.invoices (org_id, customer_id, number);
+create trigger tickets_next_id before insert on demo.tickets
+  for each row execute function demo.next_id();
+create trigger invoices_next_id before insert on demo.invoices
+  for each row execute function demo.next_id();
 create index invoices_customer_idx on demo.invoices (org_id, customer_id, issued_on desc);
 comment on table demo.invoices is 'Invoices of a customer account.';
 
@@ -80,3 +104,34 @@ select tenantgate.enrol_table('demo.customer_profiles');
 select tenantgate.enrol_table('demo.tickets', p_privileges => array['select', 'update']);
 select tenantgate.enrol_table('demo.invoices', p_privileges => array['select', 'update']);
 select tenantgate.enrol_table('demo.subscriptions');
+
+-- The demo schema's data classes: what each column may reveal (sql/80_mediator/10_data_classes.sql).
+insert into tenantgate.column_classes (relation, column_name, data_class) values
+  ('demo.customer_profiles', 'full_name',      'internal'),
+  ('demo.customer_profiles', 'email',          'sensitive'),
+  ('demo.customer_profiles', 'phone',          'sensitive'),
+  ('demo.customer_profiles', 'company',        'public'),
+  ('demo.customer_profiles', 'country',        'internal'),
+  ('demo.customer_profiles', 'notes',          'secret'),
+  ('demo.customer_profiles', 'created_at',     'internal'),
+  ('demo.tickets',           'ticket_id',      'public'),
+  ('demo.tickets',           'subject',        'internal'),
+  ('demo.tickets',           'body',           'internal'),
+  ('demo.tickets',           'status',         'public'),
+  ('demo.tickets',           'priority',       'public'),
+  ('demo.tickets',           'created_at',     'internal'),
+  ('demo.tickets',           'updated_at',     'internal'),
+  ('demo.invoices',          'invoice_id',     'public'),
+  ('demo.invoices',          'number',         'public'),
+  ('demo.invoices',          'amount_cents',   'internal'),
+  ('demo.invoices',          'currency',       'public'),
+  ('demo.invoices',          'status',         'public'),
+  ('demo.invoices',          'issued_on',      'internal'),
+  ('demo.invoices',          'due_on',         'internal'),
+  ('demo.invoices',          'refunded_cents', 'internal'),
+  ('demo.subscriptions',     'plan',           'public'),
+  ('demo.subscriptions',     'status',         'public'),
+  ('demo.subscriptions',     'seats',          'internal'),
+  ('demo.subscriptions',     'monthly_cents',  'internal'),
+  ('demo.subscriptions',     'started_on',     'internal'),
+  ('demo.subscriptions',     'renews_on',      'internal');
