@@ -23,7 +23,7 @@ DEMO_TOOLS = REPO / "tools" / "demo.yaml"
 def install_demo(conn: psycopg.Connection[Any]) -> int:
     """Create the demo schema and apply the demo tools; returns the tools file's version."""
     with conn.transaction():
-        conn.execute(sql.SQL(DEMO_SQL.read_text(encoding="utf-8")))  # type: ignore[arg-type]
+        conn.execute(sql.SQL(DEMO_SQL.read_text(encoding="utf-8")))
         conn.execute("reset role")
     applied = toolfile_compile.apply(conn, [load(DEMO_TOOLS)])
     return int(applied["version"])

@@ -53,9 +53,16 @@ class NoCredit(MediatorError):
 class ApprovalRequired(MediatorError):
     """approval required"""
 
-    def __init__(self, approval_id: str) -> None:
+    def __init__(self, approval_id: str, approver: str = "operator") -> None:
         self.approval_id = approval_id
-        super().__init__(f"approval required: approval {approval_id} is pending")
+        self.approver = approver
+        who = (
+            "the session's operator must answer it in the host"
+            if approver == "host"
+            else "another operator of the org must approve it (tenantgate approvals approve)"
+        )
+        super().__init__(f"approval required: approval {approval_id} is pending; {who}, then "
+                         "call again with the same arguments")
 
 
 class ApprovalDenied(MediatorError):
@@ -64,6 +71,10 @@ class ApprovalDenied(MediatorError):
 
 class ApprovalUsed(MediatorError):
     """approval already used"""
+
+
+class RequestKeyReused(MediatorError):
+    """request id already used for another tool or other arguments: use a fresh one"""
 
 
 class UpstreamFailed(MediatorError):

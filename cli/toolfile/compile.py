@@ -77,7 +77,9 @@ def check(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> list[Checked
     for f in files:
         for tool in f.tools.values():
             if tool.name in seen:
-                raise ToolFileError(f"tool {tool.name!r} is declared in {seen[tool.name]} and {f.path}")
+                raise ToolFileError(
+                    f"tool {tool.name!r} is declared in {seen[tool.name]} and {f.path}"
+                )
             seen[tool.name] = f.path
             if tool.kind == "http":
                 out.append(Checked(tool, dict(tool.columns), False))
@@ -108,7 +110,8 @@ def _function(name: str, tool: ToolSpec, text: str, writes: bool) -> str:
         f"with tenantgate_rows as (\n{body}\n)\n"
         f"select pg_catalog.to_jsonb(tenantgate_rows) from tenantgate_rows\n{tag};\n"
         f"revoke all on function tenantgate_tools.{name}(uuid, uuid, jsonb) from public;\n"
-        f"grant execute on function tenantgate_tools.{name}(uuid, uuid, jsonb) to tenantgate_owner;\n"
+        f"grant execute on function tenantgate_tools.{name}(uuid, uuid, jsonb)"
+        " to tenantgate_owner;\n"
     )
 
 
@@ -137,7 +140,9 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
     ]
     for name in removed:
         parts.append(f"drop function if exists tenantgate_tools.{name}(uuid, uuid, jsonb);")
-        parts.append(f"drop function if exists tenantgate_tools.{name}__preview(uuid, uuid, jsonb);")
+        parts.append(
+            f"drop function if exists tenantgate_tools.{name}__preview(uuid, uuid, jsonb);"
+        )
     for c in checked:
         t = c.tool
         parts.append(f"\n-- {t.name}: {t.kind}, {t.access}, {t.returns}")
@@ -148,7 +153,8 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
                 parts.append(_function(t.name + "__preview", t, t.preview, False))
             else:
                 parts.append(
-                    f"drop function if exists tenantgate_tools.{t.name}__preview(uuid, uuid, jsonb);"
+                    f"drop function if exists tenantgate_tools.{t.name}__preview"
+                    "(uuid, uuid, jsonb);"
                 )
     parts += [
         "reset role;",
@@ -157,7 +163,8 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
         "select coalesce(max(version), 0) + 1, "
         f"{_lit(conn, file_hash)}, {_lit(conn, names)}::text[], {_lit(conn, removed)}::text[]"
         " from tenantgate.tool_applications;",
-        f"delete from tenantgate.tool_definitions where tool_name = any({_lit(conn, removed)}::text[]);",
+        "delete from tenantgate.tool_definitions"
+        f" where tool_name = any({_lit(conn, removed)}::text[]);",
     ]
     for c in checked:
         t = c.tool
@@ -213,7 +220,7 @@ def apply(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> dict[str, An
     """Check, then run the script in one transaction; returns the new version and what changed."""
     with conn.transaction():
         script = render(conn, files)
-        conn.execute(sql.SQL(script))  # type: ignore[arg-type]
+        conn.execute(sql.SQL(script))
         row = conn.execute(
             "select version, tools, removed from tenantgate.tool_applications"
             " order by version desc limit 1"

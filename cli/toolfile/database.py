@@ -47,13 +47,13 @@ def describe(conn: psycopg.Connection[Any], tool: ToolSpec, text: str) -> Descri
         with conn.transaction(force_rollback=True):
             conn.execute("set local statement_timeout = '10s'")
             row = conn.execute(
-                sql.SQL("explain (format json, verbose) {}").format(sql.SQL(query))  # type: ignore[arg-type]
+                sql.SQL("explain (format json, verbose) {}").format(sql.SQL(query))
             ).fetchone()
             assert row is not None
             plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
             _walk(plan, out)
             wrapped = query if out.writes else f"select * from ({query}) tenantgate_t limit 0"
-            cur = conn.execute(sql.SQL(wrapped))  # type: ignore[arg-type]
+            cur = conn.execute(sql.SQL(wrapped))
             result = cur.pgresult
             names = [c.name for c in cur.description or []]
             origins: list[tuple[int, int]] = []
@@ -68,7 +68,8 @@ def describe(conn: psycopg.Connection[Any], tool: ToolSpec, text: str) -> Descri
                     " from pg_catalog.pg_class c"
                     " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
                     " join pg_catalog.pg_attribute a on a.attrelid = c.oid"
-                    " where (c.oid::bigint, a.attnum::int) in (select * from unnest(%s::bigint[], %s::int[]))",
+                    " where (c.oid::bigint, a.attnum::int) in"
+                    " (select * from unnest(%s::bigint[], %s::int[]))",
                     ([w[0] for w in wanted], [w[1] for w in wanted]),
                 ).fetchall()
                 found = {(int(r[0]), int(r[1])): str(r[2]) for r in rows}

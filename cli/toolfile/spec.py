@@ -44,8 +44,8 @@ class Parameter(_Strict):
     description: str = Field(min_length=1, max_length=500)
     required: bool | None = None
     default: Any = None
-    maxLength: int | None = Field(default=None, ge=1, le=100_000)  # noqa: N815 (JSON schema)
-    minLength: int | None = Field(default=None, ge=0, le=100_000)  # noqa: N815
+    maxLength: int | None = Field(default=None, ge=1, le=100_000)
+    minLength: int | None = Field(default=None, ge=0, le=100_000)
     pattern: str | None = Field(default=None, max_length=500)
     enum: list[Any] | None = Field(default=None, min_length=1, max_length=100)
     minimum: float | None = None
@@ -73,7 +73,9 @@ class Parameter(_Strict):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"pattern of {self.name!r} is not a regular expression: {exc}")
+                raise ValueError(
+                    f"pattern of {self.name!r} is not a regular expression: {exc}"
+                ) from None
         return self
 
     @property
@@ -99,7 +101,11 @@ class Parameter(_Strict):
         for key in ("maxLength", "minLength", "pattern", "enum", "minimum", "maximum", "default"):
             value = getattr(self, key)
             if value is not None:
-                schema[key] = int(value) if key in ("minimum", "maximum") and self.type == "integer" else value
+                schema[key] = (
+                    int(value)
+                    if key in ("minimum", "maximum") and self.type == "integer"
+                    else value
+                )
         return schema
 
 
@@ -123,10 +129,10 @@ class Catalog(_Strict):
 
 
 class Annotations(_Strict):
-    readOnlyHint: bool | None = None  # noqa: N815 (MCP names)
-    destructiveHint: bool | None = None  # noqa: N815
-    idempotentHint: bool | None = None  # noqa: N815
-    openWorldHint: bool | None = None  # noqa: N815
+    readOnlyHint: bool | None = None
+    destructiveHint: bool | None = None
+    idempotentHint: bool | None = None
+    openWorldHint: bool | None = None
 
 
 class ToolSpec(_Strict):
@@ -148,7 +154,7 @@ class ToolSpec(_Strict):
     http: dict[str, Any] | None = None
     # Toolbox keys accepted and ignored: the database is the source, and auth is the session.
     source: str | None = None
-    authRequired: list[str] | None = None  # noqa: N815
+    authRequired: list[str] | None = None
 
     @field_validator("name")
     @classmethod
@@ -162,7 +168,9 @@ class ToolSpec(_Strict):
     def _columns(cls, value: dict[str, str]) -> dict[str, str]:
         for column, source in value.items():
             if not RELATION_COLUMN.match(source):
-                raise ValueError(f"column {column!r}: source must be schema.table.column, got {source!r}")
+                raise ValueError(
+                    f"column {column!r}: source must be schema.table.column, got {source!r}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -198,9 +206,9 @@ class ToolSpec(_Strict):
 
     def mcp_annotations(self) -> dict[str, Any]:
         declared = self.annotations.model_dump(exclude_none=True)
-        base = {
+        base: dict[str, Any] = {
             "readOnlyHint": self.access == "read",
-            "destructiveHint": False if self.access == "read" else True,
+            "destructiveHint": self.access != "read",
             "idempotentHint": self.access == "read",
             "openWorldHint": self.kind == "http",
         }
@@ -259,4 +267,6 @@ def loads(raw_text: bytes, where: str = "<tools file>") -> ToolsFile:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ToolFileError(f"{where}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise ToolFileError(
+            f"{where}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None

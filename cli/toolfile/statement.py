@@ -57,7 +57,11 @@ def rewrite(statement: str, replace: Callable[[str], str], params: list[Paramete
                 raise ToolFileError("unterminated /* comment in the statement")
             out.append(text[i : j + 2])
             i = j + 2
-        elif ch == "$" and (m := _DOLLAR_TAG.match(text, i)) and not (i > 0 and text[i - 1].isalnum()):
+        elif (
+            ch == "$"
+            and (m := _DOLLAR_TAG.match(text, i))
+            and not (i > 0 and text[i - 1].isalnum())
+        ):
             tag = m.group(0)
             j = text.find(tag, m.end())
             if j < 0:
@@ -67,7 +71,9 @@ def rewrite(statement: str, replace: Callable[[str], str], params: list[Paramete
         elif ch == "$" and (m := _DIGITS.match(text, i + 1)):
             k = int(m.group(0))
             if not 1 <= k <= len(params):
-                raise ToolFileError(f"${k} does not match a declared parameter (there are {len(params)})")
+                raise ToolFileError(
+                    f"${k} does not match a declared parameter (there are {len(params)})"
+                )
             out.append(replace(params[k - 1].name))
             i = m.end()
         elif ch == ":" and text.startswith("::", i):
@@ -76,7 +82,9 @@ def rewrite(statement: str, replace: Callable[[str], str], params: list[Paramete
         elif ch == ":" and (m := _IDENT.match(text, i + 1)) and not (i > 0 and text[i - 1] == ":"):
             name = m.group(0)
             if name not in names:
-                raise ToolFileError(f":{name} is neither a declared parameter nor :org_id/:customer_id")
+                raise ToolFileError(
+                    f":{name} is neither a declared parameter nor :org_id/:customer_id"
+                )
             out.append(replace(name))
             i = m.end()
         elif ch == ";":
