@@ -33,6 +33,24 @@ TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
 
 
+def _unstorable(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where text no database column can hold (NUL, a lone surrogate) hides in the arguments."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            return loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, loc) or _unstorable(item, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable(item, (*loc, i))
+            if found is not None:
+                return found
+    return None
+
+
 def _raise_for(answer: dict[str, Any]) -> None:
     """Turn a refusal answered by the gate into the error the host sees."""
     status = answer.get("status")
@@ -90,6 +108,11 @@ class Gate:
             name = "<invalid>"  # cannot be in any catalog; still recorded as a refusal
         if request_key is not None and not REQUEST_KEY.match(request_key):
             request_key = None  # an unusable key is ignored: no idempotency, no error
+        bad = _unstorable(arguments or {})
+        if bad is not None:
+            raise E.InvalidArguments(
+                [{"loc": list(bad), "msg": "text must not contain NUL characters or lone surrogates"}]
+            )
         try:
             return await self._call(claims, name, arguments or {}, request_key)
         except E.ApprovalRequired as pending:

@@ -138,3 +138,29 @@ def http_url(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def apply_extra_tools(database: TestDatabase, tools_yaml: str) -> None:
+    """Apply the demo tools file plus `tools_yaml`, as a DBA would (`tenantgate tools apply`)."""
+    from cli.demo_schema import DEMO_TOOLS
+    from cli.toolfile import compile as toolfile_compile
+    from cli.toolfile.spec import load, loads
+
+    with database.connect(autocommit=True) as conn:
+        toolfile_compile.apply(conn, [load(DEMO_TOOLS), loads(tools_yaml.encode(), "<test>")])
+
+
+def set_catalog(database: TestDatabase, org_id: str, tool: str, **columns: Any) -> None:
+    """Change one catalog row as the admin does (rate limit, approval policy, cost ...)."""
+    from psycopg import sql
+
+    with database.connect("tenantgate_admin", autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("update tenantgate.tools set {} where org_id = %s and tool_name = %s").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v))
+                    for k, v in columns.items()
+                )
+            ),
+            (org_id, tool),
+        )
