@@ -43,6 +43,8 @@ begin
 end
 $$;
 
+revoke execute on function demo.next_id() from public;
+
 create table demo.tickets (
   org_id       uuid        not null,
   customer_id  uuid        not null,
