@@ -40,9 +40,7 @@ def test_an_enrolled_user_table_shows_a_session_only_its_customers_rows(
         assert conn.execute("select body from crm.notes").fetchall() == [("mine",)]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("delete from crm.notes")  # only select was granted
-    with as_session(database, session) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
-    ):
+    with as_session(database, session) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("select body from crm.notes")  # enrolment took the mediator's grant away
 
 

@@ -186,8 +186,9 @@ def test_mediator_with_a_live_session_secret_is_still_denied_every_enrolled_tabl
 ) -> None:
     """A compromised mediator with a live secret reads and writes no tenant row directly."""
     for statement in ("select count(*) from {table}", *WRITES):
-        with as_session(database, live) as conn, pytest.raises(
-            psycopg.errors.InsufficientPrivilege
+        with (
+            as_session(database, live) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
         ):
             conn.execute(statement.format(table=table))
 
