@@ -147,6 +147,18 @@ def test_object_owned_by_mediator_is_found(database: TestDatabase, dba: Invoke) 
      "SELECT on view tenantgate.live_sessions (granted to tenantgate_mediator)"),
     ("grant truncate on demo.tickets to tenantgate_mediator",
      "TRUNCATE on table demo.tickets (granted to tenantgate_mediator)"),
+    ("grant select on demo.customer_profiles to tenantgate_mediator",
+     "SELECT on table demo.customer_profiles (granted to tenantgate_mediator)"),
+    ("grant update (status) on demo.tickets to tenantgate_mediator",
+     "UPDATE on table demo.tickets column status (granted to tenantgate_mediator)"),
+    ("grant execute on function tenantgate.spend_credits(text, bigint, text)"
+     " to tenantgate_mediator",
+     "EXECUTE on function tenantgate.spend_credits(text,bigint,text)"
+     " (granted to tenantgate_mediator)"),
+    ("grant execute on function tenantgate.append_audit(text, text, text, jsonb)"
+     " to tenantgate_mediator",
+     "EXECUTE on function tenantgate.append_audit(text,text,text,jsonb)"
+     " (granted to tenantgate_mediator)"),
     ("grant select on tenantgate.customer_secrets to public",
      "SELECT on table tenantgate.customer_secrets (granted to public)"),
     ("grant delete on tenantgate.session_messages to tenantgate_mediator",
@@ -158,6 +170,40 @@ def test_mediator_privilege_beyond_its_policies_is_found(database: TestDatabase,
     [found] = findings(dba, "mediator_excess_privileges")
     assert found["object"] == expected
     assert found["fix"].startswith("revoke ")
+
+
+def test_any_mediator_privilege_on_an_enrolled_table_is_found_even_with_a_mediator_policy(
+        database: TestDatabase, dba: Invoke) -> None:
+    """The old arrangement (a mediator policy plus a grant) is exactly what the gate forbids."""
+    plant(database, "create policy legacy on demo.tickets for select to tenantgate_mediator"
+                    " using ((org_id, customer_id) = (select t.org_id, t.customer_id"
+                    " from tenantgate.current_tenant() t))",
+          "grant select on demo.tickets to tenantgate_mediator")
+    [found] = findings(dba, "mediator_excess_privileges")
+    assert found["object"] == "SELECT on table demo.tickets (granted to tenantgate_mediator)"
+    assert "tenantgate.call_tool" in found["why"]
+    assert found["fix"] == "revoke SELECT on demo.tickets from tenantgate_mediator;"
+    plant(database, found["fix"])
+    assert findings(dba, "mediator_excess_privileges") == []
+
+
+def test_the_gates_entry_points_are_the_mediators_only_definer_functions(
+        database: TestDatabase) -> None:
+    """What a fresh migration grants passes the lint; the lint's allowlist matches it exactly."""
+    with database.connect() as su:
+        rows = su.execute(
+            "select p.oid::regprocedure::text from pg_proc p"
+            " join pg_namespace n on n.oid = p.pronamespace"
+            " where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema')"
+            " and has_function_privilege('tenantgate_mediator', p.oid, 'execute')"
+            " order by 1").fetchall()
+    assert [r[0] for r in rows] == [
+        "tenantgate.approval_answer(uuid,uuid,text,uuid,boolean)",
+        "tenantgate.call_tool(uuid,uuid,text,text,text,jsonb)",
+        "tenantgate.current_upstream_credential()",
+        "tenantgate.list_tools(uuid,uuid,text)",
+        "tenantgate.session_context()",
+    ]
 
 
 def test_policy_calling_context_function_per_row_is_found(database: TestDatabase,
@@ -198,11 +244,15 @@ def test_wrong_dsn_is_one_line_naming_the_host_and_exit_1() -> None:
 
 def test_mediator_grant_on_a_table_whose_rls_is_off_says_to_turn_it_on(
         database: TestDatabase, dba: Invoke) -> None:
-    plant(database, "alter table demo.subscriptions disable row level security")
-    [found] = findings(dba, "mediator_excess_privileges")
-    assert found["object"] == "SELECT on table demo.subscriptions (granted to tenantgate_mediator)"
-    assert found["fix"] == "alter table demo.subscriptions enable row level security;"
-    plant(database, "alter table demo.subscriptions enable row level security")
+    plant(database, "alter table tenantgate.session_messages disable row level security")
+    found = findings(dba, "mediator_excess_privileges")
+    assert sorted(f["object"] for f in found) == [
+        "INSERT on table tenantgate.session_messages (granted to tenantgate_mediator)",
+        "SELECT on table tenantgate.session_messages (granted to tenantgate_mediator)",
+    ]
+    assert {f["fix"] for f in found} == {
+        "alter table tenantgate.session_messages enable row level security;"}
+    plant(database, "alter table tenantgate.session_messages enable row level security")
     assert findings(dba) == []
 
 
