@@ -110,9 +110,8 @@ class Gate:
             request_key = None  # an unusable key is ignored: no idempotency, no error
         bad = _unstorable(arguments or {})
         if bad is not None:
-            raise E.InvalidArguments(
-                [{"loc": list(bad), "msg": "text must not contain NUL characters or lone surrogates"}]
-            )
+            msg = "text must not contain NUL characters or lone surrogates"
+            raise E.InvalidArguments([{"loc": list(bad), "msg": msg}])
         try:
             return await self._call(claims, name, arguments or {}, request_key)
         except E.ApprovalRequired as pending:

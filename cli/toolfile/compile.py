@@ -22,6 +22,7 @@ class Checked:
     tool: ToolSpec
     columns: dict[str, str]
     has_preview: bool
+    preview_columns: list[str]
 
 
 def _check_statement(
@@ -82,13 +83,14 @@ def check(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> list[Checked
                 )
             seen[tool.name] = f.path
             if tool.kind == "http":
-                out.append(Checked(tool, dict(tool.columns), False))
+                out.append(Checked(tool, dict(tool.columns), False, []))
                 continue
             assert tool.statement is not None
             columns = _check_statement(conn, tool, tool.statement, "statement", classes)
+            preview: list[str] = []
             if tool.preview:
-                _check_statement(conn, tool, tool.preview, "preview", classes)
-            out.append(Checked(tool, columns, bool(tool.preview)))
+                preview = list(_check_statement(conn, tool, tool.preview, "preview", classes))
+            out.append(Checked(tool, columns, bool(tool.preview), preview))
     return out
 
 
@@ -99,18 +101,61 @@ def _tag(text: str) -> str:
     return tag
 
 
-def _function(name: str, tool: ToolSpec, text: str, writes: bool) -> str:
+def _row_object(columns: list[str]) -> str:
+    """jsonb of exactly the columns known at apply time (so no new column can slip out)."""
+
+    def ident(name: str) -> str:
+        return 'tenantgate_rows."' + name.replace('"', '""') + '"'
+
+    def literal(name: str) -> str:
+        return "'" + name.replace("'", "''") + "'"
+
+    chunks = [columns[i : i + 50] for i in range(0, len(columns), 50)] or [[]]
+    objects = (", ".join(f"{literal(c)}, {ident(c)}" for c in chunk) for chunk in chunks)
+    return " || ".join(f"pg_catalog.jsonb_build_object({o})" for o in objects)
+
+
+def _function(name: str, tool: ToolSpec, text: str, writes: bool, columns: list[str]) -> str:
+    """PL/pgSQL, so each session plans the statement once and reuses the plan."""
     body = st.for_function(text, tool.parameters)
     tag = _tag(body)
-    volatility = "volatile" if writes else "stable"
+    volatility = "volatile" if writes else "stable"  # a stable function cannot write
     return (
-        f"create or replace function tenantgate_tools.{name}(p_org_id uuid, p_customer_id uuid,"
-        f" p_args jsonb)\nreturns setof jsonb\nlanguage sql\n{volatility}\nsecurity definer\n"
-        f"set search_path = pg_catalog, pg_temp\nas {tag}\n"
-        f"with tenantgate_rows as (\n{body}\n)\n"
-        f"select pg_catalog.to_jsonb(tenantgate_rows) from tenantgate_rows\n{tag};\n"
+        f"create or replace function tenantgate_tools.{name}(uuid, uuid, jsonb)\n"
+        f"returns setof jsonb\nlanguage plpgsql\n{volatility}\nsecurity definer\n"
+        f"set search_path = pg_catalog, pg_temp\nas {tag}\nbegin\n  return query\n"
+        f"  with tenantgate_rows as (\n{body}\n  )\n"
+        f"  select {_row_object(columns)}\n  from tenantgate_rows;\nend\n{tag};\n"
         f"revoke all on function tenantgate_tools.{name}(uuid, uuid, jsonb) from public;\n"
         f"grant execute on function tenantgate_tools.{name}(uuid, uuid, jsonb)"
+        " to tenantgate_owner;\n"
+    )
+
+
+def _dispatcher(checked: list[Checked]) -> str:
+    """One static call per tool, so the gate's statement is planned once per session."""
+    names = []
+    for c in checked:
+        if c.tool.kind != "http":
+            names.append(c.tool.name)
+            if c.has_preview:
+                names.append(c.tool.name + "__preview")
+    branches = "".join(
+        f"  {'if' if i == 0 else 'elsif'} $1 = '{n}' then\n"
+        f"    return query select * from tenantgate_tools.{n}($2, $3, $4);\n"
+        for i, n in enumerate(names)
+    )
+    body = branches + ("  else\n" if names else "") + (
+        "    raise exception using errcode = 'TG404', message = 'tenantgate: no such tool';\n"
+    ) + ("  end if;\n" if names else "")
+    return (
+        "create or replace function tenantgate_tools.dispatch(text, uuid, uuid, jsonb)\n"
+        "returns setof jsonb\nlanguage plpgsql\nvolatile\n"
+        "set search_path = pg_catalog, pg_temp\nas $tg_dispatch$\nbegin\n"
+        + body
+        + "end\n$tg_dispatch$;\n"
+        "revoke all on function tenantgate_tools.dispatch(text, uuid, uuid, jsonb) from public;\n"
+        "grant execute on function tenantgate_tools.dispatch(text, uuid, uuid, jsonb)"
         " to tenantgate_owner;\n"
     )
 
@@ -148,14 +193,19 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
         parts.append(f"\n-- {t.name}: {t.kind}, {t.access}, {t.returns}")
         if t.kind != "http":
             assert t.statement is not None
-            parts.append(_function(t.name, t, t.statement, t.access == "write"))
+            parts.append(
+                _function(t.name, t, t.statement, t.access == "write", list(c.columns))
+            )
             if t.preview:
-                parts.append(_function(t.name + "__preview", t, t.preview, False))
+                parts.append(
+                    _function(t.name + "__preview", t, t.preview, False, c.preview_columns)
+                )
             else:
                 parts.append(
                     f"drop function if exists tenantgate_tools.{t.name}__preview"
                     "(uuid, uuid, jsonb);"
                 )
+    parts.append(_dispatcher(checked))
     parts += [
         "reset role;",
         "set local role tenantgate_owner;",

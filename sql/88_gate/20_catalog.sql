@@ -25,6 +25,8 @@ create table tenantgate.tool_definitions (
   output_schema  jsonb,
   annotations    jsonb       not null default '{}',
   columns        jsonb       not null default '{}',  -- output column -> 'schema.table.column'
+  withheld       text[]      not null default '{}',  -- secret/unclassified: never leave (derived)
+  sensitive      text[]      not null default '{}',  -- leave masked below read:pii (derived)
   has_preview    boolean     not null default false,
   http           jsonb,                               -- kind http: method, path, projection ...
   max_rows       integer     not null default 100 check (max_rows between 1 and 10000),
@@ -102,8 +104,11 @@ alter table tenantgate.audit_log add constraint audit_log_decision_check check (
   'approved', 'approval_denied', 'replayed', 'upstream'));
 
 -- Refusals that found the bucket empty are counted, not each written to the chain; the next
--- audit row of that operator and tool carries the count.
-alter table tenantgate.rate_buckets add column refused bigint not null default 0;
+-- audit row of that operator and tool carries the count (refused - reported, kept in pending).
+alter table tenantgate.rate_buckets
+  add column refused bigint not null default 0,
+  add column reported bigint not null default 0,
+  add column pending bigint not null default 0;
 
 create table tenantgate.tool_requests (
   org_id       uuid        not null,

@@ -177,11 +177,70 @@ as $$
   select coalesce(array_agg(c.key order by c.key) filter (where r.rank <= 2), '{}'),
          coalesce(array_agg(c.key order by c.key) filter (where r.rank = 2 and p_ceiling < 2), '{}')
   from pg_catalog.jsonb_each_text(p_columns) c
-  left join tenantgate.column_classes cc
-    on cc.relation = pg_catalog.substring(c.value, '^(.*)\.[^.]+$')
-   and cc.column_name = pg_catalog.substring(c.value, '\.([^.]+)$')
+  left join tenantgate.column_classes cc on cc.relation || '.' || cc.column_name = c.value
   cross join lateral (select case cc.data_class when 'public' then 0 when 'internal' then 1
                                                 when 'sensitive' then 2 else 3 end as rank) r
 $$;
 comment on function tenantgate.tool_column_plan(jsonb, integer) is
   'Output columns that may leave (keep) and those of them that leave masked, for a ceiling.';
+
+-- The data classes of a tool's output columns are resolved when the tool is applied and again
+-- whenever column_classes changes, so a call reads two arrays instead of joining per call.
+create function tenantgate.tool_classes_resolve()
+returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  select coalesce(array(select k from pg_catalog.jsonb_object_keys(new.columns) k
+                          where k <> all(p.keep) order by k), '{}'), p.masked
+    into new.withheld, new.sensitive
+    from tenantgate.tool_column_plan(new.columns, 1) p;
+  return new;
+end
+$$;
+comment on function tenantgate.tool_classes_resolve() is
+  'Trigger: derive tool_definitions.withheld and .sensitive from its columns and column_classes.';
+create trigger tool_definitions_classes before insert or update on tenantgate.tool_definitions
+  for each row execute function tenantgate.tool_classes_resolve();
+
+create function tenantgate.tool_classes_refresh()
+returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  update tenantgate.tool_definitions d set columns = d.columns;  -- re-fires the row trigger
+  return null;
+end
+$$;
+comment on function tenantgate.tool_classes_refresh() is
+  'Trigger: a change of column_classes re-derives every tool''s withheld/sensitive columns.';
+create trigger column_classes_refresh after insert or update or delete or truncate
+  on tenantgate.column_classes
+  for each statement execute function tenantgate.tool_classes_refresh();
+revoke execute on function tenantgate.tool_classes_resolve(), tenantgate.tool_classes_refresh()
+  from public;
+
+-- Mask the given keys of one row (sessions without read:pii).
+create function tenantgate.mask_row(p_row jsonb, p_keys text[])
+returns jsonb
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_row jsonb := p_row;
+  v_key text;
+begin
+  foreach v_key in array p_keys loop
+    if v_row ? v_key then
+      v_row := pg_catalog.jsonb_set(v_row, array[v_key], tenantgate.mask_value(v_row -> v_key));
+    end if;
+  end loop;
+  return v_row;
+end
+$$;
+comment on function tenantgate.mask_row(jsonb, text[]) is 'Mask these keys of one row.';

@@ -20,6 +20,56 @@
 
 set local role tenantgate_owner;
 
+-- The chain append of sql/40_functions/50_audit.sql, restated: the head row is created only the
+-- first time an org appends (it used to be upserted on every append). Same lock, same hash.
+create or replace function tenantgate.audit_append_row(
+  p_org_id uuid, p_session_id uuid, p_operator_id uuid, p_customer_id uuid,
+  p_request_id text, p_tool_name text, p_decision text, p_detail jsonb
+)
+returns table (seq bigint, row_hash bytea)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_seq   bigint;
+  v_at    timestamptz := pg_catalog.clock_timestamp();
+  v_hash  bytea;
+begin
+  -- The head row is the chain's lock: concurrent appenders of one org queue here.
+  if not exists (select 1 from tenantgate.audit_heads h where h.org_id = p_org_id) then
+    insert into tenantgate.audit_heads (org_id, seq, head_hash)
+    values (p_org_id, 0, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))
+    on conflict (org_id) do nothing;
+  end if;
+  -- Lock the head, hash the new row after it, move the head and append: one statement.
+  with head as (
+    select h.seq + 1 as seq, h.head_hash as prev
+      from tenantgate.audit_heads h where h.org_id = p_org_id
+       for update
+  ), next as (
+    select head.seq, head.prev, pg_catalog.sha256(head.prev || pg_catalog.convert_to(
+             tenantgate.audit_canonical(p_org_id, head.seq, v_at, p_session_id, p_operator_id,
+                                        p_customer_id, p_request_id, p_tool_name, p_decision,
+                                        coalesce(p_detail, '{}'::jsonb)), 'UTF8')) as hash
+      from head
+  ), moved as (
+    update tenantgate.audit_heads h set seq = next.seq, head_hash = next.hash
+      from next where h.org_id = p_org_id
+    returning next.seq, next.prev, next.hash
+  )
+  insert into tenantgate.audit_log
+    (org_id, seq, occurred_at, session_id, operator_id, customer_id, request_id, tool_name,
+     decision, detail, prev_hash, row_hash)
+  select p_org_id, moved.seq, v_at, p_session_id, p_operator_id, p_customer_id, p_request_id,
+         p_tool_name, p_decision, coalesce(p_detail, '{}'::jsonb), moved.prev, moved.hash
+    from moved
+  returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash into v_seq, v_hash;
+  return query select v_seq, v_hash;
+end
+$$;
+
 -- One token from (org, operator, tool)'s bucket. Returns the number of refusals counted since the
 -- last token taken (>= 0), or -1 when the bucket is empty (that refusal is counted instead).
 create function tenantgate.rate_try(p_org_id uuid, p_operator_id uuid, p_tool_name text,
@@ -32,23 +82,22 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_now     timestamptz := pg_catalog.clock_timestamp();
-  v_refused bigint;
+  v_pending bigint;
 begin
-  select b.refused into v_refused from tenantgate.rate_buckets b
-   where b.org_id = p_org_id and b.operator_id = p_operator_id and b.tool_name = p_tool_name
-     for update;
+  -- SET expressions read the row as it was, so pending gets the refusals not reported yet.
   insert into tenantgate.rate_buckets as b (org_id, operator_id, tool_name, tokens, updated_at)
   values (p_org_id, p_operator_id, p_tool_name, p_burst - 1, v_now)
   on conflict (org_id, operator_id, tool_name) do update
     set tokens = least(p_burst::double precision,
                        b.tokens + extract(epoch from v_now - b.updated_at)::double precision
                                   * p_per_second) - 1,
-        updated_at = v_now, refused = 0
+        updated_at = v_now, pending = b.refused - b.reported, reported = b.refused
     where least(p_burst::double precision,
                 b.tokens + extract(epoch from v_now - b.updated_at)::double precision
-                           * p_per_second) >= 1;
+                           * p_per_second) >= 1
+  returning b.pending into v_pending;
   if found then
-    return coalesce(v_refused, 0);
+    return v_pending;
   end if;
   update tenantgate.rate_buckets b set refused = b.refused + 1
    where b.org_id = p_org_id and b.operator_id = p_operator_id and b.tool_name = p_tool_name;
@@ -202,15 +251,13 @@ declare
   v_appr     record;
   v_approval uuid;
   v_preview  jsonb;
-  v_plan     record;
+  v_masked   text[];
+  v_balance  bigint;
   v_row      jsonb;
-  v_key      text;
   v_items    jsonb := '[]';
   v_rows     integer := 0;
   v_bytes    integer := 2;
-  v_size     integer;
   v_trunc    boolean := false;
-  v_spend    record;
   v_result   jsonb;
 begin
   -- 1. Context and session. The settings outlive this call until the transaction ends; the
@@ -218,11 +265,11 @@ begin
   perform pg_catalog.set_config('app.org_id', coalesce(p_org_id::text, ''), true),
           pg_catalog.set_config('app.customer_id', coalesce(p_customer_id::text, ''), true),
           pg_catalog.set_config('app.session_secret', coalesce(p_session_secret, ''), true);
+  v_hash := pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
   select ls.org_id, ls.session_id, ls.operator_id, ls.connector_id, ls.customer_id, ls.scopes
     into v_ses
     from tenantgate.live_sessions ls
-   where ls.org_id = p_org_id and ls.customer_id = p_customer_id
-     and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
+   where ls.org_id = p_org_id and ls.secret_hash = v_hash and ls.customer_id = p_customer_id;
   if not found then
     perform tenantgate.record_denial(p_org_id, v_name);
     return '{"status": "not_found"}'::jsonb;
@@ -230,8 +277,11 @@ begin
 
   -- 2. The tool, from this session's catalog only.
   select t.required_scope, t.credit_cost, t.approval, t.rate_burst, t.rate_per_second,
-         d.kind, d.access, d.returns, d.parameters, d.columns, d.has_preview, d.max_rows,
-         d.max_bytes
+         d.kind, d.access, d.returns, d.parameters, d.withheld, d.sensitive, d.has_preview,
+         d.max_rows, d.max_bytes,
+         (select coalesce(max(case sc.max_class when 'sensitive' then 2 when 'internal' then 1
+                                                else 0 end), 1)
+            from tenantgate.scope_classes sc where sc.scope = any(v_ses.scopes)) as ceiling
     into v_tool
     from tenantgate.tools t
     join tenantgate.tool_definitions d on d.tool_name = t.tool_name
@@ -310,9 +360,10 @@ begin
     if not found then
       -- The target must exist for this session before anyone is asked.
       if v_tool.has_preview then
-        execute pg_catalog.format('select r from tenantgate_tools.%I($1, $2, $3) r limit 1',
-                                  v_name || '__preview')
-           into v_preview using v_ses.org_id, v_ses.customer_id, v_args;
+        select t.r into v_preview
+          from tenantgate_tools.dispatch(v_name || '__preview', v_ses.org_id, v_ses.customer_id,
+                                         v_args) t(r)
+         limit 1;
       end if;
       if v_preview is null then
         perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
@@ -339,17 +390,22 @@ begin
 
   -- 7. Charge, run, shape: one subtransaction, so any failure undoes the charge and the
   -- approval's use, and the refusal below is still audited.
-  select * into v_plan
-    from tenantgate.tool_column_plan(v_tool.columns, tenantgate.scope_ceiling(v_ses.scopes));
+  v_masked := case when v_tool.ceiling < 2 then v_tool.sensitive else '{}'::text[] end;
   begin
     if v_tool.credit_cost > 0 then
-      select s.charged, s.balance into v_spend
-        from tenantgate.spend_credits_for(v_ses.org_id, v_ses.session_id,
-                                          pg_catalog.gen_random_uuid()::text,
-                                          v_tool.credit_cost, v_name) s;
-      if not v_spend.charged then
+      -- The conditional update is the race-safe spend (never below zero at READ COMMITTED);
+      -- every call is its own charge, so there is no request id to claim first.
+      update tenantgate.credit_accounts a
+         set balance = a.balance - v_tool.credit_cost, updated_at = pg_catalog.now()
+       where a.org_id = v_ses.org_id and a.balance >= v_tool.credit_cost
+      returning a.balance into v_balance;
+      if not found then
         raise exception using errcode = 'TG402', message = 'tenantgate: not enough credits';
       end if;
+      insert into tenantgate.credit_ledger
+        (org_id, request_id, kind, amount, outcome, balance_after, session_id, tool_name)
+      values (v_ses.org_id, pg_catalog.gen_random_uuid()::text, 'spend', v_tool.credit_cost,
+              'charged', v_balance, v_ses.session_id, v_name);
     end if;
     if v_approval is not null then
       update tenantgate.approvals a set status = 'used', used_at = pg_catalog.now()
@@ -361,36 +417,30 @@ begin
     if v_tool.kind <> 'sql' then
       raise exception using errcode = 'TG501', message = 'tenantgate: not a SQL tool';
     end if;
-    for v_row in execute pg_catalog.format(
-        'select r from tenantgate_tools.%I($1, $2, $3) r limit $4', v_name)
-      using v_ses.org_id, v_ses.customer_id, v_args, v_tool.max_rows + 1
-    loop
-      v_rows := v_rows + 1;
-      if v_rows > v_tool.max_rows then
-        v_trunc := true;
-        exit;
-      end if;
-      -- Only classified columns leave; sensitive ones above the ceiling leave masked.
-      v_row := v_row - array(select k from pg_catalog.jsonb_object_keys(v_row) k
-                              where k <> all(v_plan.keep));
-      foreach v_key in array v_plan.masked loop
-        if v_row ? v_key then
-          v_row := pg_catalog.jsonb_set(v_row, array[v_key], tenantgate.mask_value(v_row -> v_key));
-        end if;
-      end loop;
-      v_size := pg_catalog.octet_length(v_row::text) + 1;
-      if v_bytes + v_size > v_tool.max_bytes then
-        v_trunc := true;
-        if pg_catalog.jsonb_array_length(v_items) = 0 then
-          v_row := tenantgate.fit_row(v_row, v_tool.max_bytes - v_bytes - 1);
-          v_bytes := v_bytes + pg_catalog.octet_length(v_row::text) + 1;
-          v_items := v_items || pg_catalog.jsonb_build_array(v_row);
-        end if;
-        exit;
-      end if;
-      v_bytes := v_bytes + v_size;
-      v_items := v_items || pg_catalog.jsonb_build_array(v_row);
-    end loop;
+    -- Run the tool; withheld (secret, unclassified) columns never leave; keep rows in order
+    -- while they fit max_rows and max_bytes.
+    select coalesce(pg_catalog.jsonb_agg(s.r order by s.n)
+                      filter (where s.n <= v_tool.max_rows and s.cum <= v_tool.max_bytes),
+                    '[]'::jsonb),
+           pg_catalog.count(*)::integer,
+           coalesce(pg_catalog.bool_or(s.n > v_tool.max_rows or s.cum > v_tool.max_bytes), false),
+           (pg_catalog.array_agg(s.r order by s.n))[1]
+      into v_items, v_rows, v_trunc, v_row
+      from (select x.n, x.r,
+                   pg_catalog.sum(pg_catalog.octet_length(x.r::text) + 1) over (order by x.n)
+                   + 1 as cum
+              from (select t.r - v_tool.withheld as r, pg_catalog.row_number() over () as n
+                      from tenantgate_tools.dispatch(v_name, v_ses.org_id, v_ses.customer_id,
+                                                     v_args) t(r)
+                     limit v_tool.max_rows + 1) x) s;
+    if v_trunc and pg_catalog.jsonb_array_length(v_items) = 0 and v_row is not null then
+      v_items := pg_catalog.jsonb_build_array(tenantgate.fit_row(v_row, v_tool.max_bytes - 3));
+    end if;
+    if pg_catalog.cardinality(v_masked) > 0 and pg_catalog.jsonb_array_length(v_items) > 0 then
+      select pg_catalog.jsonb_agg(tenantgate.mask_row(e.r, v_masked) order by e.n) into v_items
+        from pg_catalog.jsonb_array_elements(v_items) with ordinality e(r, n);
+    end if;
+    v_bytes := pg_catalog.octet_length(v_items::text);
     if v_tool.access = 'write' and v_rows = 0 then
       raise exception using errcode = 'TG404', message = 'tenantgate: nothing to change';
     end if;
@@ -418,8 +468,8 @@ begin
   -- 8. The audit row, after the read, with what left; then the answer.
   v_detail := v_detail || pg_catalog.jsonb_build_object(
     'rows', pg_catalog.jsonb_array_length(v_items), 'bytes', v_bytes, 'truncated', v_trunc);
-  if pg_catalog.cardinality(v_plan.masked) > 0 then
-    v_detail := v_detail || pg_catalog.jsonb_build_object('masked', v_plan.masked);
+  if pg_catalog.cardinality(v_masked) > 0 then
+    v_detail := v_detail || pg_catalog.jsonb_build_object('masked', v_masked);
   end if;
   perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
     v_ses.customer_id, p_request_key, v_name, 'allowed', v_detail);
@@ -433,8 +483,8 @@ begin
     v_result := pg_catalog.jsonb_build_object('status', 'ok', 'result',
       pg_catalog.jsonb_build_object('items', v_items, 'truncated', v_trunc));
   end if;
-  if pg_catalog.cardinality(v_plan.masked) > 0 and v_result ? 'result' then
-    v_result := pg_catalog.jsonb_set(v_result, '{result,_masked}', pg_catalog.to_jsonb(v_plan.masked));
+  if pg_catalog.cardinality(v_masked) > 0 and v_result ? 'result' then
+    v_result := pg_catalog.jsonb_set(v_result, '{result,_masked}', pg_catalog.to_jsonb(v_masked));
   end if;
   if p_request_key is not null and v_tool.access = 'write' then
     update tenantgate.tool_requests r set outcome = v_result

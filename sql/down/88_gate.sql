@@ -12,6 +12,7 @@ drop function if exists tenantgate.denial_take(uuid, integer, double precision);
 drop function if exists tenantgate.rate_try(uuid, uuid, text, integer, double precision);
 drop function if exists tenantgate.tool_column_plan(jsonb, integer);
 drop function if exists tenantgate.scope_ceiling(text[]);
+drop function if exists tenantgate.mask_row(jsonb, text[]);
 drop function if exists tenantgate.mask_value(jsonb);
 drop function if exists tenantgate.tool_arguments(jsonb, jsonb);
 drop table if exists tenantgate.denial_buckets;
@@ -39,15 +40,22 @@ do $moveback$
 declare
   r record;
 begin
-  for r in select p.polrelid::regclass as tbl from pg_catalog.pg_policy p
+  for r in select p.polrelid::regclass as tbl,
+                  pg_catalog.replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                                     'tenantgate.gate_tenant()', 'tenantgate.current_tenant()') as qual
+             from pg_catalog.pg_policy p
             where p.polname = 'tenantgate_isolation'
   loop
-    execute pg_catalog.format('alter policy tenantgate_isolation on %s to tenantgate_mediator', r.tbl);
+    execute pg_catalog.format(
+      'alter policy tenantgate_isolation on %s to tenantgate_mediator using (%s) with check (%s)',
+      r.tbl, r.qual, r.qual);
     execute pg_catalog.format('revoke all on %s from tenantgate_tool', r.tbl);
     execute pg_catalog.format('grant select on %s to tenantgate_mediator', r.tbl);
   end loop;
 end
 $moveback$;
+
+drop function if exists tenantgate.gate_tenant();
 
 do $roles$
 begin
