@@ -248,6 +248,13 @@ def loads(raw_text: bytes, where: str = "<tools file>") -> ToolsFile:
     for name, body in data["tools"].items():
         if not isinstance(body, dict):
             raise ToolFileError(f"{where}: tool {name!r} must be a mapping")
+        for param in body.get("parameters") or []:
+            if isinstance(param, dict) and "authServices" in param:
+                raise ToolFileError(
+                    f"{where}: tool {name!r}: parameter {param.get('name')!r} is bound to a token "
+                    "claim (authServices): remove the parameter and use :org_id / :customer_id "
+                    "in the statement; tenantgate takes them from the verified session"
+                )
         try:
             tools[str(name)] = ToolSpec.model_validate({**body, "name": str(name)})
         except ValidationError as exc:
