@@ -658,3 +658,46 @@ async def test_tools_carry_mcp_annotations(
     schema = tools["list_tickets"]["inputSchema"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["limit"]["maximum"] == 50
+
+
+async def test_approval_history_survives_sessions_purge(
+    gate: Gate,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    world: World,
+    database: TestDatabase,
+    sessions: Any,
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    with pytest.raises(E.ApprovalRequired):
+        await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"})
+    assert sessions.end(claims.org_id, claims.session_id)
+    sessions.purge()
+    with database.connect() as conn:
+        assert conn.execute("select count(*) from tenantgate.sessions").fetchone() == (0,)
+        assert conn.execute(
+            "select tool_name, status, preview ->> 'subject' from tenantgate.approvals"
+        ).fetchall() == [("update_ticket_status", "pending", "Acme: login fails")]
+
+
+async def test_an_expired_approval_is_never_used_and_a_new_one_is_asked(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    nw = world.northwind
+    claims = verifier.verify(open_session("Acme").token)
+    args = {"ticket_id": nw.customers["Acme"].ticket_ids[0], "status": "closed"}
+    with pytest.raises(E.ApprovalRequired) as first:
+        await gate.call(claims, "update_ticket_status", args)
+    Approvals(database.admin_dsn).approve(nw.org_id, first.value.approval_id, nw.second_operator_id)
+    with database.connect() as conn:
+        conn.execute("update tenantgate.approvals set expires_at = now() - interval '1 second'")
+    with pytest.raises(E.ApprovalRequired) as second:
+        await gate.call(claims, "update_ticket_status", args)
+    assert second.value.approval_id != first.value.approval_id
+    with database.connect() as conn:
+        assert conn.execute(
+            "select status from demo.tickets where org_id = %s and customer_id = %s"
+            " and ticket_id = %s",
+            (nw.org_id, claims.customer_id, args["ticket_id"]),
+        ).fetchone() == ("open",)
