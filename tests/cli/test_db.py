@@ -36,6 +36,16 @@ def test_upgrade_builds_an_empty_database_and_check_is_clean(empty_url: str) -> 
     ok(run(["db", "check"], dsn=empty_url))
 
 
+def test_upgrade_does_not_create_the_demo_schema(empty_url: str) -> None:
+    """A DBA's `db upgrade` builds tenantgate only; the demo and the tests install `demo`."""
+    ok(run(["db", "upgrade"], dsn=empty_url))
+    with psycopg.connect(empty_url) as conn:
+        schemas = conn.execute("select nspname from pg_namespace"
+                               " where nspname in ('tenantgate', 'tenantgate_tools', 'demo')"
+                               " order by 1").fetchall()
+    assert schemas == [("tenantgate",), ("tenantgate_tools",)]
+
+
 def test_downgrade_to_base_removes_everything_and_upgrade_works_again(empty_url: str) -> None:
     ok(run(["db", "upgrade"], dsn=empty_url))
     assert as_json(run(["db", "downgrade", "base", "--yes", "--json"], dsn=empty_url)) == {
@@ -85,11 +95,14 @@ def test_sql_prints_the_migration_without_a_database() -> None:
 
 
 def test_sql_prints_one_revision_range_and_the_downgrade() -> None:
-    partial = ok(run(["db", "sql", "--from", "0002", "--to", "0003"])).stdout
-    assert "create schema demo" in partial
-    assert "create schema tenantgate" not in partial
-    down = ok(run(["db", "sql", "--downgrade", "--from", "0003", "--to", "0002"])).stdout
-    assert "drop schema" in down.lower()
+    partial = ok(run(["db", "sql", "--from", "0005", "--to", "0006"])).stdout
+    assert "create schema tenantgate_tools" in partial
+    assert "create function tenantgate.call_tool" in partial
+    assert "create schema tenantgate;" not in partial
+    assert "create schema demo" not in partial
+    down = ok(run(["db", "sql", "--downgrade", "--from", "0006", "--to", "0005"])).stdout
+    assert "drop function if exists tenantgate.call_tool" in down.lower()
+    assert "create function tenantgate.call_tool" not in down
 
 
 def test_db_commands_need_a_dsn() -> None:
@@ -150,10 +163,11 @@ def test_enrol_puts_a_table_under_forced_rls(database: TestDatabase, dba: Invoke
         row = conn.execute("select relrowsecurity, relforcerowsecurity from pg_class"
                            " where oid = 'crm.notes'::regclass").fetchone()
         assert row == (True, True)
-        privs = conn.execute("select has_table_privilege('tenantgate_mediator', 'crm.notes',"
-                             " 'update'), has_table_privilege('tenantgate_mediator',"
-                             " 'crm.notes', 'delete')").fetchone()
-        assert privs == (True, False)
+        privs = conn.execute("select has_table_privilege('tenantgate_tool', 'crm.notes',"
+                             " 'update'), has_table_privilege('tenantgate_tool',"
+                             " 'crm.notes', 'delete'), has_table_privilege('tenantgate_mediator',"
+                             " 'crm.notes', 'select')").fetchone()
+        assert privs == (True, False, False)  # the gate's tool role only; never the mediator
     ok(run(["db", "check"], dsn=database.superuser_dsn))
 
 
