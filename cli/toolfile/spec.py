@@ -241,7 +241,10 @@ def loads(raw_text: bytes, where: str = "<tools file>") -> ToolsFile:
     try:
         data = yaml.safe_load(raw_text)
     except yaml.YAMLError as exc:
-        raise ToolFileError(f"{where}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ToolFileError(f"{where}: not valid YAML{at}: {problem}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tools"), dict) or not data["tools"]:
         raise ToolFileError(f"{where}: needs a mapping `tools:` with at least one tool")
     tools: dict[str, Any] = {}
