@@ -161,3 +161,24 @@ create policy owner_all on tenantgate.denial_buckets for all to tenantgate_owner
   using (true) with check (true);
 create policy admin_read on tenantgate.denials for select to tenantgate_admin using (true);
 create policy admin_read on tenantgate.denial_buckets for select to tenantgate_admin using (true);
+
+-- HTTP-backed tools: the gate admits and charges the call and hands out the session customer's
+-- sealed key; the mediator calls upstream and reports the outcome once, bound to the admission.
+create table tenantgate.upstream_admissions (
+  org_id       uuid        not null,
+  audit_seq    bigint      not null,  -- the call's 'allowed' audit row
+  session_id   uuid        not null,
+  tool_name    text        not null,
+  admitted_at  timestamptz not null default pg_catalog.now(),
+  reported     boolean     not null default false,
+  primary key (org_id, audit_seq)
+);
+comment on table tenantgate.upstream_admissions is
+  'HTTP-backed calls the gate admitted; each may have its outcome (status, bytes, latency) '
+  'recorded once, by the same session, as an ''upstream'' audit row.';
+alter table tenantgate.upstream_admissions enable row level security;
+alter table tenantgate.upstream_admissions force row level security;
+create policy owner_all on tenantgate.upstream_admissions for all to tenantgate_owner
+  using (true) with check (true);
+create policy admin_read on tenantgate.upstream_admissions for select to tenantgate_admin
+  using (true);

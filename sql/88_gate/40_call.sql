@@ -259,6 +259,8 @@ declare
   v_bytes    integer := 2;
   v_trunc    boolean := false;
   v_result   jsonb;
+  v_up       record;
+  v_seq      bigint;
 begin
   -- 1. Context and session. The settings outlive this call until the transaction ends; the
   -- enrolled tables' policies read them (and verify them again) while the tool function runs.
@@ -365,6 +367,9 @@ begin
                                          v_args) t(r)
          limit 1;
       end if;
+      if v_preview is null and v_tool.kind = 'http' then
+        v_preview := pg_catalog.jsonb_build_object('upstream_call', v_args);  -- no table to read
+      end if;
       if v_preview is null then
         perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
           v_ses.customer_id, p_request_key, v_name, 'denied',
@@ -414,34 +419,43 @@ begin
         raise exception using errcode = 'TG409', message = 'tenantgate: approval already used';
       end if;
     end if;
-    if v_tool.kind <> 'sql' then
-      raise exception using errcode = 'TG501', message = 'tenantgate: not a SQL tool';
+    if v_tool.kind = 'http' then
+      -- Only this session's customer's sealed key, and only for an admitted, charged call.
+      select c.base_url, c.auth_header, s.ciphertext, s.key_id into v_up
+        from tenantgate.connectors c
+        left join tenantgate.customer_secrets s
+          on s.org_id = c.org_id and s.customer_id = v_ses.customer_id
+       where c.org_id = v_ses.org_id and c.connector_id = v_ses.connector_id;
+      if v_up.ciphertext is null or v_up.base_url is null then
+        raise exception using errcode = 'TG424', message = 'tenantgate: no upstream configured';
+      end if;
+    else
+      -- Run the tool; withheld (secret, unclassified) columns never leave; keep rows in order
+      -- while they fit max_rows and max_bytes.
+      select coalesce(pg_catalog.jsonb_agg(s.r order by s.n)
+                        filter (where s.n <= v_tool.max_rows and s.cum <= v_tool.max_bytes),
+                      '[]'::jsonb),
+             pg_catalog.count(*)::integer,
+             coalesce(pg_catalog.bool_or(s.n > v_tool.max_rows or s.cum > v_tool.max_bytes), false),
+             (pg_catalog.array_agg(s.r order by s.n))[1]
+        into v_items, v_rows, v_trunc, v_row
+        from (select x.n, x.r,
+                     pg_catalog.sum(pg_catalog.octet_length(x.r::text) + 1) over (order by x.n)
+                     + 1 as cum
+                from (select t.r - v_tool.withheld as r, pg_catalog.row_number() over () as n
+                        from tenantgate_tools.dispatch(v_name, v_ses.org_id, v_ses.customer_id,
+                                                       v_args) t(r)
+                       limit v_tool.max_rows + 1) x) s;
+      if v_trunc and pg_catalog.jsonb_array_length(v_items) = 0 and v_row is not null then
+        v_items := pg_catalog.jsonb_build_array(tenantgate.fit_row(v_row, v_tool.max_bytes - 3));
+      end if;
+      if pg_catalog.cardinality(v_masked) > 0 and pg_catalog.jsonb_array_length(v_items) > 0 then
+        select pg_catalog.jsonb_agg(tenantgate.mask_row(e.r, v_masked) order by e.n) into v_items
+          from pg_catalog.jsonb_array_elements(v_items) with ordinality e(r, n);
+      end if;
+      v_bytes := pg_catalog.octet_length(v_items::text);
     end if;
-    -- Run the tool; withheld (secret, unclassified) columns never leave; keep rows in order
-    -- while they fit max_rows and max_bytes.
-    select coalesce(pg_catalog.jsonb_agg(s.r order by s.n)
-                      filter (where s.n <= v_tool.max_rows and s.cum <= v_tool.max_bytes),
-                    '[]'::jsonb),
-           pg_catalog.count(*)::integer,
-           coalesce(pg_catalog.bool_or(s.n > v_tool.max_rows or s.cum > v_tool.max_bytes), false),
-           (pg_catalog.array_agg(s.r order by s.n))[1]
-      into v_items, v_rows, v_trunc, v_row
-      from (select x.n, x.r,
-                   pg_catalog.sum(pg_catalog.octet_length(x.r::text) + 1) over (order by x.n)
-                   + 1 as cum
-              from (select t.r - v_tool.withheld as r, pg_catalog.row_number() over () as n
-                      from tenantgate_tools.dispatch(v_name, v_ses.org_id, v_ses.customer_id,
-                                                     v_args) t(r)
-                     limit v_tool.max_rows + 1) x) s;
-    if v_trunc and pg_catalog.jsonb_array_length(v_items) = 0 and v_row is not null then
-      v_items := pg_catalog.jsonb_build_array(tenantgate.fit_row(v_row, v_tool.max_bytes - 3));
-    end if;
-    if pg_catalog.cardinality(v_masked) > 0 and pg_catalog.jsonb_array_length(v_items) > 0 then
-      select pg_catalog.jsonb_agg(tenantgate.mask_row(e.r, v_masked) order by e.n) into v_items
-        from pg_catalog.jsonb_array_elements(v_items) with ordinality e(r, n);
-    end if;
-    v_bytes := pg_catalog.octet_length(v_items::text);
-    if v_tool.access = 'write' and v_rows = 0 then
+    if v_tool.kind = 'sql' and v_tool.access = 'write' and v_rows = 0 then
       raise exception using errcode = 'TG404', message = 'tenantgate: nothing to change';
     end if;
   exception
@@ -453,6 +467,11 @@ begin
       perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
         v_ses.customer_id, p_request_key, v_name, 'denied', v_detail || '{"reason": "no_row"}');
       return '{"status": "not_found"}'::jsonb;
+    when sqlstate 'TG424' then
+      perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
+        v_ses.customer_id, p_request_key, v_name, 'error',
+        v_detail || '{"reason": "upstream_not_configured"}');
+      return '{"status": "unconfigured"}'::jsonb;
     when sqlstate 'TG409' then
       perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
         v_ses.customer_id, p_request_key, v_name, 'denied',
@@ -466,6 +485,20 @@ begin
   end;
 
   -- 8. The audit row, after the read, with what left; then the answer.
+  if v_tool.kind = 'http' then
+    -- The charge stands whatever upstream answers: the call was admitted and attempted. The
+    -- outcome follows as an 'upstream' row (tenantgate.upstream_outcome).
+    select a.seq into v_seq from tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id,
+      v_ses.operator_id, v_ses.customer_id, p_request_key, v_name, 'allowed',
+      v_detail || '{"upstream": true}'::jsonb) a;
+    insert into tenantgate.upstream_admissions (org_id, audit_seq, session_id, tool_name)
+    values (v_ses.org_id, v_seq, v_ses.session_id, v_name);
+    return pg_catalog.jsonb_build_object(
+      'status', 'upstream', 'admission', v_seq, 'approval_id', v_approval,
+      'upstream', pg_catalog.jsonb_build_object(
+        'base_url', v_up.base_url, 'auth_header', v_up.auth_header,
+        'ciphertext', pg_catalog.encode(v_up.ciphertext, 'base64'), 'key_id', v_up.key_id));
+  end if;
   v_detail := v_detail || pg_catalog.jsonb_build_object(
     'rows', pg_catalog.jsonb_array_length(v_items), 'bytes', v_bytes, 'truncated', v_trunc);
   if pg_catalog.cardinality(v_masked) > 0 then
@@ -498,6 +531,52 @@ comment on function tenantgate.call_tool(uuid, uuid, text, text, text, jsonb) is
   'The gate: verify the session, find the tool in its catalog, check arguments, rate limit, bind '
   'the request key, approval, charge, run, shape, audit; one statement, one answer '
   '({"status": ...}). Org first: the Citus distribution argument.';
+
+-- The HTTP half's outcome, reported once per admitted call by the session that made it. The
+-- mediator can add this 'upstream' row and nothing else: no 'allowed' row, no charge, no refund.
+create function tenantgate.upstream_outcome(p_org_id uuid, p_customer_id uuid,
+                                            p_session_secret text, p_admission bigint,
+                                            p_http_status integer, p_bytes bigint,
+                                            p_latency_ms integer, p_error text)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_ses record;
+  v_adm record;
+begin
+  select ls.org_id, ls.session_id, ls.operator_id, ls.customer_id into v_ses
+    from tenantgate.live_sessions ls
+   where ls.org_id = p_org_id and ls.customer_id = p_customer_id
+     and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
+  if not found then
+    return false;
+  end if;
+  update tenantgate.upstream_admissions a set reported = true
+   where a.org_id = v_ses.org_id and a.audit_seq = p_admission
+     and a.session_id = v_ses.session_id and not a.reported
+  returning a.tool_name into v_adm;
+  if not found then
+    return false;
+  end if;
+  perform tenantgate.audit_append_row(v_ses.org_id, v_ses.session_id, v_ses.operator_id,
+    v_ses.customer_id, null, v_adm.tool_name, 'upstream',
+    pg_catalog.jsonb_build_object(
+      'admission', p_admission,
+      'http_status', least(greatest(coalesce(p_http_status, 0), 0), 999),
+      'bytes', least(greatest(coalesce(p_bytes, 0), 0), 1073741824),
+      'latency_ms', least(greatest(coalesce(p_latency_ms, 0), 0), 3600000),
+      'error', pg_catalog.left(pg_catalog.regexp_replace(coalesce(p_error, ''), '[^A-Za-z_]', '', 'g'), 40)));
+  return true;
+end
+$$;
+comment on function tenantgate.upstream_outcome(uuid, uuid, text, bigint, integer, bigint, integer,
+                                                text) is
+  'Record, once, the upstream outcome of an admitted HTTP-backed call of this session: status, '
+  'bytes, latency and an error class name (letters and _ only; never a message).';
 
 create function tenantgate.list_tools(p_org_id uuid, p_customer_id uuid, p_session_secret text)
 returns jsonb

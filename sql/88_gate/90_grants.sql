@@ -15,7 +15,8 @@ revoke execute on function
   tenantgate.trust_check(uuid, uuid, uuid, text),
   tenantgate.spend_credits(text, bigint, text),
   tenantgate.append_audit(text, text, text, jsonb),
-  tenantgate.audit_denial(uuid, text, text, text, jsonb)
+  tenantgate.audit_denial(uuid, text, text, text, jsonb),
+  tenantgate.current_upstream_credential()
   from tenantgate_mediator;
 
 revoke execute on all functions in schema tenantgate from public;
@@ -23,12 +24,14 @@ revoke execute on all functions in schema tenantgate from public;
 grant execute on function
   tenantgate.call_tool(uuid, uuid, text, text, text, jsonb),
   tenantgate.list_tools(uuid, uuid, text),
-  tenantgate.approval_answer(uuid, uuid, text, uuid, boolean)
+  tenantgate.approval_answer(uuid, uuid, text, uuid, boolean),
+  tenantgate.upstream_outcome(uuid, uuid, text, bigint, integer, bigint, integer, text)
   to tenantgate_mediator;
 grant select on tenantgate.tool_definitions to tenantgate_mediator;
 
 grant select on tenantgate.tool_definitions, tenantgate.tool_applications,
-  tenantgate.tool_requests, tenantgate.denials, tenantgate.denial_buckets
+  tenantgate.tool_requests, tenantgate.denials, tenantgate.denial_buckets,
+  tenantgate.upstream_admissions
   to tenantgate_admin;
 grant execute on function tenantgate.approval_decide(uuid, uuid, uuid, boolean)
   to tenantgate_admin;

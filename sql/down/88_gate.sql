@@ -4,6 +4,7 @@ set local role tenantgate_owner;
 
 drop function if exists tenantgate.call_tool(uuid, uuid, text, text, text, jsonb);
 drop function if exists tenantgate.list_tools(uuid, uuid, text);
+drop function if exists tenantgate.upstream_outcome(uuid, uuid, text, bigint, integer, bigint, integer, text);
 drop function if exists tenantgate.approval_answer(uuid, uuid, text, uuid, boolean);
 drop function if exists tenantgate.gate_refuse(uuid, uuid, uuid, uuid, text, text, text, jsonb, jsonb);
 drop function if exists tenantgate.fit_row(jsonb, integer);
@@ -15,6 +16,7 @@ drop function if exists tenantgate.scope_ceiling(text[]);
 drop function if exists tenantgate.mask_row(jsonb, text[]);
 drop function if exists tenantgate.mask_value(jsonb);
 drop function if exists tenantgate.tool_arguments(jsonb, jsonb);
+drop table if exists tenantgate.upstream_admissions;
 drop table if exists tenantgate.denial_buckets;
 drop table if exists tenantgate.denials;
 drop table if exists tenantgate.tool_requests;
@@ -30,7 +32,8 @@ grant execute on function
   tenantgate.trust_check(uuid, uuid, uuid, text),
   tenantgate.spend_credits(text, bigint, text),
   tenantgate.append_audit(text, text, text, jsonb),
-  tenantgate.audit_denial(uuid, text, text, text, jsonb)
+  tenantgate.audit_denial(uuid, text, text, text, jsonb),
+  tenantgate.current_upstream_credential()
   to tenantgate_mediator;
 
 reset role;

@@ -29,7 +29,7 @@ MEDIATOR_FUNCTIONS = {
     "call_tool",
     "list_tools",
     "approval_answer",
-    "current_upstream_credential",
+    "upstream_outcome",
     "session_context",
     "setting_uuid",
     "current_tenant",
@@ -239,9 +239,8 @@ def test_history_and_keys_of_another_session_stay_out_of_reach(
         assert mediator.execute("select count(*) from tenantgate.session_messages").fetchone() == (
             0,
         )
-        assert mediator.execute(
-            "select count(*) from tenantgate.current_upstream_credential()"
-        ).fetchone() == (0,)  # Acme has no key; Beta's is never Acme's
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # keys come with a call only
+            mediator.execute("select count(*) from tenantgate.current_upstream_credential()")
 
 
 def test_hostile_tool_names_scopes_and_arguments_never_run_nor_charge(
