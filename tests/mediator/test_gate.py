@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 from typing import Any
 
-import psycopg
 import pytest
 
 from mediator import errors as E
