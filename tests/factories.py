@@ -167,7 +167,9 @@ def as_session(db: TestDatabase, session: Session) -> Iterator[psycopg.Connectio
 def as_tool_role(db: TestDatabase, session: Session) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
     """The role the gate's tool functions run as (tenantgate_tool), with the session's context.
 
-    The only role holding privileges on enrolled tables; their isolation policy applies to it.
+    The only role holding privileges on enrolled tables; their isolation policy holds it to the
+    (org, customer) the gate set. Only call_tool (after verifying the session) and the DBA can
+    act as it, so a wrong secret is tested through call_tool, not here.
     """
     with db.connect() as conn, conn.transaction():
         conn.execute("set local role tenantgate_tool")

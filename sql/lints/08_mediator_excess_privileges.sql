@@ -12,7 +12,7 @@
 --   * elsewhere: SELECT, INSERT, UPDATE or DELETE on a table with row-level security enabled and
 --     a policy of your own for the mediator covering that command;
 --   * EXECUTE, among SECURITY DEFINER functions, only on the gate's entry points (call_tool,
---     list_tools, approval_answer) and the context readers session_context and
+--     list_tools, approval_answer, upstream_outcome) and the context readers session_context and
 --     current_upstream_credential.
 -- Why it matters: a mediator grant on an enrolled table lets a compromised mediator with one live
 -- session secret read or write that customer's rows with no charge and no audit row. RLS filters
@@ -162,6 +162,6 @@ where p.prosecdef and p.proacl is not null and acl.privilege_type = 'EXECUTE'
   and acl.grantee <> 0
   and n.nspname not in ('pg_catalog', 'information_schema')
   and not (n.nspname = 'tenantgate'
-           and p.proname in ('call_tool', 'list_tools', 'approval_answer', 'session_context',
-                             'current_upstream_credential'))
+           and p.proname in ('call_tool', 'list_tools', 'approval_answer', 'upstream_outcome',
+                             'session_context', 'current_upstream_credential'))
 order by 2

@@ -136,18 +136,18 @@ LIFECYCLE = {
 
 
 @pytest.mark.parametrize("change", sorted(LIFECYCLE))
-def test_session_reads_nothing_on_the_very_next_query_once_it_is_no_longer_live(
+def test_session_reads_nothing_on_the_very_next_tool_call_once_it_is_no_longer_live(
     database: TestDatabase, change: str
 ) -> None:
     tenant = add_tenant(database, credits=10)
     seed_demo_rows(database, tenant, tickets=2)
     session = open_session(database, tenant)
-    with as_tool_role(database, session) as conn:
-        assert conn.execute("select count(*) from demo.tickets").fetchone() == (2,)
-        LIFECYCLE[change](database, session)  # committed by another connection, mid-transaction
-        for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
-    assert call_tool(database, session, "list_tickets") == {"status": "not_found"}
+    before = call_tool(database, session, "list_tickets")
+    assert before["status"] == "ok"
+    assert len(before["result"]["items"]) == 2  # type: ignore[index]
+    LIFECYCLE[change](database, session)  # committed by an admin between two tool calls
+    for tool in ("list_tickets", "get_customer_profile"):
+        assert call_tool(database, session, tool) == {"status": "not_found"}, tool
 
 
 # --- the mediator's credential alone ------------------------------------------------------------
@@ -221,42 +221,49 @@ def test_tool_role_without_a_session_reads_zero_rows_of_any_enrolled_table(
 
 
 @pytest.mark.parametrize("secret", ["", "guess", "0" * 43, "x' or '1'='1"])
-def test_tool_role_with_real_ids_and_a_guessed_secret_reads_zero_rows(
+def test_mediator_with_real_ids_and_a_guessed_secret_gets_not_found_from_the_gate(
     database: TestDatabase, live: Session, secret: str
 ) -> None:
-    with as_tool_role(database, Session(live.tenant, live.session_id, secret)) as conn:
-        for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
-    answer = call_tool(database, live, "list_tickets", secret=secret)
-    assert answer == {"status": "not_found"}
+    for tool in ("list_tickets", "get_customer_profile"):
+        assert call_tool(database, live, tool, secret=secret) == {"status": "not_found"}
+    with (
+        as_session(database, Session(live.tenant, live.session_id, secret)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("select count(*) from demo.tickets")
 
 
-def test_tool_role_with_the_stored_secret_hash_as_secret_reads_zero_rows(
+def test_mediator_with_the_stored_secret_hash_as_secret_gets_not_found_from_the_gate(
     database: TestDatabase, live: Session
 ) -> None:
     with database.connect() as su:
         row = su.execute("select encode(secret_hash, 'hex') from tenantgate.sessions").fetchone()
     assert row is not None
-    with as_tool_role(database, Session(live.tenant, live.session_id, row[0])) as conn:
-        assert conn.execute("select count(*) from demo.tickets").fetchone() == (0,)
     assert call_tool(database, live, "list_tickets", secret=row[0]) == {"status": "not_found"}
 
 
-def test_tool_role_after_session_level_settings_of_real_ids_reads_zero_rows(
+def test_mediator_after_session_level_settings_of_real_ids_is_still_denied_and_not_found(
     database: TestDatabase, live: Session
 ) -> None:
-    with database.connect(autocommit=True) as conn:
-        conn.execute("set role tenantgate_tool")
+    guessed = secrets.token_urlsafe(32)
+    with database.connect("tenantgate_mediator", autocommit=True) as conn:
         for name, value in (
             ("app.org_id", live.tenant.org_id),
             ("app.customer_id", live.tenant.customer_id),
             ("app.session_id", live.session_id),
             ("app.operator_id", live.tenant.operator_id),
-            ("app.session_secret", secrets.token_urlsafe(32)),
+            ("app.session_secret", guessed),
         ):
             conn.execute("select set_config(%s, %s, false)", (name, str(value)))
         for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select count(*) from {table}")
+        # the gate sets (and verifies) its own context: lingering settings lend nothing
+        answer = conn.execute(
+            "select tenantgate.call_tool(%s, %s, %s, null, 'list_tickets', '{}')",
+            (live.tenant.org_id, live.tenant.customer_id, guessed),
+        ).fetchone()
+    assert answer == ({"status": "not_found"},)
 
 
 @pytest.mark.parametrize("value", ["not-a-uuid", "", "'; drop table demo.tickets; --"])
@@ -318,7 +325,7 @@ def test_mediator_cannot_read_control_tables(
         conn.execute(f"select * from tenantgate.{table}")
 
 
-def test_policy_checks_the_session_once_per_query_and_uses_the_org_index(
+def test_policy_reads_the_gates_tenant_once_per_query_and_uses_the_org_index(
     database: TestDatabase, live: Session
 ) -> None:
     with as_tool_role(database, live) as conn:
@@ -333,7 +340,7 @@ def test_policy_checks_the_session_once_per_query_and_uses_the_org_index(
     assert "org_id =" in index_cond
     assert "customer_id =" in index_cond
     assert plan.count("InitPlan") >= 1
-    assert plan.count("current_tenant") == 1
+    assert plan.count("gate_tenant") == 1
 
 
 def test_history_is_visible_only_to_its_own_live_session(database: TestDatabase) -> None:
