@@ -168,7 +168,8 @@ def test_an_unresolvable_name_is_a_clear_error_before_decrypting(fake: FakeBilli
     "address",
     [
         "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-        "0.0.0.0", "224.0.0.1",  # noqa: S104 - an address to classify, not to bind "255.255.255.255", "::1", "::", "fe80::1", "fd00::1",
+        "0.0.0.0",  # noqa: S104 - an address to classify, not to bind
+        "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1",
         "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:7f00:1::", "ff02::1",
     ],
 )  # fmt: skip
