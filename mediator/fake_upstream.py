@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import ssl
 import threading
 import time
 import urllib.parse
@@ -87,6 +88,7 @@ class FakeBilling:
         auth_header: str = "Authorization",
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._accounts = {key: dict(data) for key, data in accounts.items()}
         self._auth_header = auth_header
@@ -96,6 +98,9 @@ class FakeBilling:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
+        self._scheme = "http" if tls is None else "https"
+        if tls is not None:  # a server-side context with the certificate to present
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -103,7 +108,7 @@ class FakeBilling:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     @property
     def port(self) -> int:
