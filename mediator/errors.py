@@ -135,5 +135,9 @@ class UpstreamInvalid(HttpToolFailed):
     """the upstream answered something that is not the JSON the tool expects"""
 
 
+class CredentialUnreadable(HttpToolFailed):
+    """the customer's stored API key cannot be decrypted: run `tenantgate secrets check`"""
+
+
 class EgressRefused(HttpToolFailed):
     """the connector's upstream is not allowed by the mediator's egress policy"""

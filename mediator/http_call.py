@@ -17,8 +17,8 @@ upstream sends one (up to ``limits.max_retry_after``, within the total timeout);
 never retried. The answer is scrubbed of the key, projected to the declared fields (nothing else
 leaves; a field that is not a scalar comes back null) and shaped like a SQL tool's rows:
 ``sensitive`` masked unless the session's scopes allow it, ``secret`` dropped, row and byte caps.
-Failures raise an ``HttpToolFailed`` subclass (mediator/errors.py) whose message never holds the
-key or the upstream's body.
+Failures raise an ``HttpToolFailed`` subclass (mediator/errors.py; CredentialUnreadable when the
+key does not decrypt) whose message never holds the key or the upstream's body.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mediator import errors as E
+from mediator import pgp
 from mediator.http_tools import HttpToolSpec, pointer_tokens
-from mediator.keys import Secret
+from mediator.keys import Secret, UnknownKeyError
 from mediator.pinning import PinnedURL
 from mediator.shaping import DataPolicy, shape_rows
 from mediator.upstream import (
@@ -126,7 +127,7 @@ class _Call:
         target = ConnectorTarget(base_url, header)
         url = target.raw_url(spec.render_path(args))
         pin = await self.client.pin(url)  # egress allowlist + one DNS answer, judged
-        self.secret = key() if callable(key) else key  # decrypted only now
+        self.secret = self._decrypt(key)  # only now, after every egress check
         headers = {header: target.header_value(self.secret)}
         if spec.side_effect and idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
@@ -140,6 +141,15 @@ class _Call:
             spec.name, answer.status, len(answer.body), self.attempts, latency,
         )  # fmt: skip
         return HttpOutcome(shaped, answer.status, len(answer.body), latency, self.attempts)
+
+    def _decrypt(self, key: KeySource) -> Secret:
+        if not callable(key):
+            return key
+        try:
+            return key()
+        except (UnknownKeyError, pgp.DecryptionError) as exc:
+            reason = type(exc).__name__
+        raise self.failure(E.CredentialUnreadable, f"{E.CredentialUnreadable.__doc__} ({reason})")
 
     async def _exchange(
         self, pin: PinnedURL, headers: dict[str, str], args: Mapping[str, Any]

@@ -311,3 +311,22 @@ def test_32_interleaved_calls_of_two_customers_each_use_only_their_own_key(
         assert len(carried) == 1  # exactly one key per request, never both
     ids = [r.key_id for r in received]
     assert ids.count(key_id(ACME_KEY.reveal())) == ids.count(key_id(BETA_KEY.reveal())) == 16
+
+
+def test_a_key_that_does_not_decrypt_is_a_clear_error_before_any_call(fake: FakeBilling) -> None:
+    from mediator import secrets as customer_secrets
+    from mediator.keys import FileKeyProvider, generate_key_material
+
+    sealed_with = FileKeyProvider({"k1": generate_key_material()}, "k1")
+    other = FileKeyProvider({"k1": generate_key_material(), "k2": generate_key_material()}, "k1")
+    ciphertext, _ = customer_secrets.seal(ACME_KEY, sealed_with)
+    for stored_id in ("k1", "k9"):  # wrong material, then a key id nobody configured
+
+        def unseal(stored_id: str = stored_id) -> Secret:
+            return customer_secrets.unseal(ciphertext, stored_id, other)
+
+        failure = fails(call(fake, STATUS, key=unseal))
+        assert isinstance(failure, E.CredentialUnreadable)
+        assert "tenantgate secrets check" in str(failure)
+        assert failure.__context__ is None
+    assert fake.received == []
