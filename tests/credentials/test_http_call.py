@@ -330,3 +330,16 @@ def test_a_key_that_does_not_decrypt_is_a_clear_error_before_any_call(fake: Fake
         assert "tenantgate secrets check" in str(failure)
         assert failure.__context__ is None
     assert fake.received == []
+
+
+def test_injected_instructions_from_the_upstream_are_returned_not_followed(
+    fake: FakeBilling,
+) -> None:
+    from mediator.fake_upstream import PROMPT_INJECTION
+
+    fake.inject("/v1/billing/status", Fault(injection=True))
+    result = run(call(fake, STATUS)).result
+    assert result["customer"] == "Acme"
+    assert result["plan"] == result["notes"] == PROMPT_INJECTION
+    assert result["billing_email"] == "***" + PROMPT_INJECTION[-4:]  # masked like any value
+    assert [r.method for r in fake.received] == ["GET"]
