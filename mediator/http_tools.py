@@ -44,6 +44,7 @@ _PLACEHOLDER: Final = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _TEMPLATE_TEXT: Final = re.compile(r"[A-Za-z0-9._~/{}-]+")
 _POINTER: Final = re.compile(r"(/([^~/]|~[01])*)*")
 _READ_METHODS: Final = ("GET",)
+_DEFAULT_READ_RETRIES: Final = 2
 
 
 class ToolFileError(ValueError):
@@ -81,7 +82,7 @@ class HttpLimits(BaseModel):
     read_timeout: float = Field(default=10.0, gt=0, le=120)
     total_timeout: float = Field(default=15.0, gt=0, le=300)
     max_response_bytes: int = Field(default=1 << 20, ge=1024, le=16 << 20)
-    retries: int = Field(default=2, ge=0, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)  # None: 2 for reads, 0 for writes
     backoff: float = Field(default=0.2, ge=0, le=10)
     max_retry_after: float = Field(default=5.0, ge=0, le=60)
 
@@ -146,11 +147,7 @@ class HttpToolSpec(BaseModel):
             raise ValueError("access: read goes with GET, access: write with other methods")
         if self.body and self.method in _READ_METHODS:
             raise ValueError(f"a {self.method} request carries no body")
-        if (
-            self.access == "write"
-            and self.limits.retries
-            and "retries" in self.limits.model_fields_set
-        ):
+        if self.access == "write" and self.limits.retries:
             raise ValueError("side effects are never retried: remove limits.retries")
         if (self.returns == "many") != (self.items is not None):
             raise ValueError("returns: many needs `items` (a pointer to the array); one has none")
@@ -167,7 +164,9 @@ class HttpToolSpec(BaseModel):
     @property
     def retries(self) -> int:
         """How often a failed call is tried again: never for a side effect."""
-        return self.limits.retries if self.access == "read" else 0
+        if self.access == "write":
+            return 0
+        return _DEFAULT_READ_RETRIES if self.limits.retries is None else self.limits.retries
 
     @cached_property
     def arguments_model(self) -> type[BaseModel]:

@@ -1,0 +1,96 @@
+"""The kind: http section of a tools file: what is accepted, what is refused, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mediator.errors import InvalidArguments
+from mediator.http_tools import HttpToolSpec, ToolFileError, load_http_tools
+from tests.credentials.http_world import REPO, TOOLS
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    """A minimal valid read tool, with changes."""
+    base: dict[str, Any] = {
+        "kind": "http",
+        "description": "An invoice of the current customer.",
+        "parameters": [{"name": "invoice_id", "type": "string", "maxLength": 40}],
+        "method": "GET",
+        "path": "/v1/invoices/{invoice_id}",
+        "fields": [{"name": "invoice_id", "class": "public"}],
+        "access": "read",
+        "returns": "one",
+        "catalog": {"scope": "read:billing"},
+    }
+    base.update(changes)
+    return base
+
+
+def test_the_example_tools_file_loads_and_round_trips() -> None:
+    assert set(TOOLS) == {"get_billing_status", "list_payments", "create_credit_note"}
+    for name, tool in TOOLS.items():
+        stored = tool.model_dump(mode="json", by_alias=True)  # what tool_definitions.spec holds
+        assert HttpToolSpec.from_mapping(name, stored) == tool
+    assert TOOLS["create_credit_note"].catalog.approval == "operator"
+    assert (TOOLS["list_payments"].retries, TOOLS["create_credit_note"].retries) == (2, 0)
+
+
+def test_other_kinds_are_left_to_their_own_loader() -> None:
+    text = (REPO / "tools" / "billing.yaml").read_text() + (
+        "  list_tickets:\n    kind: sql\n    statement: select 1\n"
+    )
+    assert set(load_http_tools(text)) == set(TOOLS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"path": "/v1/{invoice_id}/../admin"}, "'..'"),
+        ({"path": "/v1/invoices/{invoice_id}?x=1"}, "no \\?"),
+        ({"path": "//evil.example/{invoice_id}"}, "plain/segments"),
+        ({"path": "/v1/invoices/{invoice_id}@x"}, "plain/segments"),
+        ({"path": "/v1/invoices/%2e%2e/{invoice_id}"}, "plain/segments"),
+        ({"path": "/v1/invoices/{other}"}, "undeclared parameters \\['other'\\]"),
+        ({"path": "/v1/invoices"}, "never sent upstream"),
+        ({"method": "POST"}, "access: read goes with GET"),
+        ({"access": "write", "limits": {"retries": 1}, "method": "POST"}, "never retried"),
+        ({"returns": "many"}, "needs `items`"),
+        ({"fields": [{"name": "x", "pointer": "no-slash", "class": "public"}]}, "JSON pointer"),
+        ({"fields": [{"name": "x", "class": "confidential"}]}, "class"),
+        ({"parameters": [{"name": "customer_id", "type": "uuid"}]}, "reserved"),
+        ({"parameters": [{"name": "invoice_id", "type": "string"}]}, "maxLength"),
+        ({"parameters": [{"name": "invoice_id", "type": "integer"}]}, "minimum and maximum"),
+        ({"url": "https://elsewhere.example"}, "Extra inputs"),
+        ({"limits": {"max_response_bytes": 1 << 30}}, "max_response_bytes"),
+    ],
+)
+def test_a_dangerous_or_malformed_tool_is_refused_with_its_name(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ToolFileError, match=message) as caught:
+        HttpToolSpec.from_mapping("get_invoice", spec(**changes))
+    assert "tool 'get_invoice'" in str(caught.value)
+
+
+def test_a_tools_file_that_is_not_version_1_is_refused() -> None:
+    for text in ("tools: {}", "version: 2\ntools: {}", "- a list", "version: 1\ntools: [x]", "{"):
+        with pytest.raises(ToolFileError):
+            load_http_tools(text)
+
+
+def test_arguments_are_validated_strictly() -> None:
+    tool = TOOLS["list_payments"]
+    assert tool.validate_arguments({}) == {"status": None, "limit": 20}
+    for bad in ({"limit": "5"}, {"limit": 51}, {"limit": True}, {"status": "open"}, {"x": 1}):
+        with pytest.raises(InvalidArguments):
+            tool.validate_arguments(bad)
+
+
+def test_path_values_are_encoded_into_one_segment() -> None:
+    tool = HttpToolSpec.from_mapping("get_invoice", spec())
+    assert tool.render_path({"invoice_id": "a b?c#d@e%f"}) == "/v1/invoices/a%20b%3Fc%23d%40e%25f"
+    for value in ("..", ".", "", "a/b", "\\"):
+        with pytest.raises(InvalidArguments):
+            tool.render_path({"invoice_id": value})
