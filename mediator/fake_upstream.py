@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -102,8 +103,7 @@ class FakeBilling:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._notes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler_class(self))
         self._scheme = "http" if tls is None else "https"
         if tls is not None:  # a server-side context with the certificate to present
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
@@ -200,6 +200,15 @@ class FakeBilling:
                     "status": "issued",
                 }
             return dict(notes[handle])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
+            return  # a client that hung up (size cap, timeout, failed TLS): expected here
+        super().handle_error(request, client_address)
 
 
 def _handler_class(fake: FakeBilling) -> type[BaseHTTPRequestHandler]:
