@@ -34,7 +34,6 @@ Configuration (mediator environment, never database data, so whoever can edit a 
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import json
 import ssl
@@ -50,6 +49,7 @@ from mediator.egress import DEFAULT_PORTS as _DEFAULT_PORTS
 from mediator.egress import EgressPolicy, EgressRule
 from mediator.keys import Secret
 from mediator.pinning import PinnedURL, ResolveError, Resolver, pinned, resolve, system_resolver
+from mediator.scrubbing import REDACTED, scrub
 from mediator.secrets import UpstreamCredential
 from mediator.upstream_errors import (
     EgressDeniedError,
@@ -62,6 +62,7 @@ from mediator.upstream_errors import (
 )
 
 __all__ = [
+    "REDACTED",
     "ConnectorTarget",
     "EgressDeniedError",
     "EgressPolicy",
@@ -79,7 +80,6 @@ __all__ = [
     "scrub",
 ]
 
-REDACTED: Final = "[redacted]"
 _FORBIDDEN_HEADERS: Final = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "cookie", "accept-encoding"}
 )
@@ -404,35 +404,3 @@ async def call_upstream(
     """One upstream call with a client of its own (see UpstreamClient.call)."""
     async with UpstreamClient(egress, limits, ssl_context=ssl_context, resolver=resolver) as client:
         return await client.call(target, key, path, params)
-
-
-def scrub(value: Any, key: Secret) -> Any:
-    """``value`` (JSON-like) with every occurrence of the key replaced by [redacted]."""
-    needles = _needles(key)
-    return _scrub(value, needles)
-
-
-def _needles(key: Secret) -> list[str]:
-    raw = key.reveal()
-    if not raw:
-        return []
-    forms = {
-        raw,
-        urllib.parse.quote(raw, safe=""),
-        urllib.parse.quote_plus(raw),
-        base64.b64encode(raw.encode()).decode().rstrip("="),
-        base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="),
-    }
-    return sorted(forms, key=len, reverse=True)
-
-
-def _scrub(value: Any, needles: list[str]) -> Any:
-    if isinstance(value, str):
-        for needle in needles:
-            value = value.replace(needle, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {_scrub(k, needles): _scrub(v, needles) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item, needles) for item in value]
-    return value
