@@ -94,3 +94,18 @@ def test_path_values_are_encoded_into_one_segment() -> None:
     for value in ("..", ".", "", "a/b", "\\"):
         with pytest.raises(InvalidArguments):
             tool.render_path({"invoice_id": value})
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    import email.utils
+    import time
+
+    from mediator.http_call import _retry_after_seconds
+
+    assert _retry_after_seconds("3") == 3.0
+    assert _retry_after_seconds(None) is None
+    assert _retry_after_seconds("soon") is None
+    assert _retry_after_seconds("-1") is None
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= (_retry_after_seconds(in_ten) or 0) <= 10
+    assert _retry_after_seconds(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
