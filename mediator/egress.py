@@ -92,11 +92,19 @@ class EgressPolicy:
 
     def check_address(self, rule: EgressRule, address: Address) -> None:
         """Raise EgressDeniedError when ``address`` is special and nothing allows it explicitly."""
-        if not is_special(address) or str(address) == rule.host.strip("[]"):
-            return
+        if not is_special(address) or _literal(rule.host) == address:
+            return  # public, or the allowlist entry is this very address
         if any(address in network for network in self.special_ok):
             return
         raise EgressDeniedError(
             f"upstream host {rule.host!r} resolves to {str(address)!r}, a loopback, private or "
             f"otherwise special address: list it in {ENV_EGRESS_ADDRESSES} if this is intended"
         )
+
+
+def _literal(host: str) -> Address | None:
+    """The address an allowlist host names when it is an IP literal, else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

@@ -210,3 +210,15 @@ def test_a_request_that_skips_pinning_is_refused_by_the_hook(fake: FakeBilling) 
     with pytest.raises(EgressDeniedError, match="pinned address"):
         asyncio.run(go())
     assert fake.received == []
+
+
+def test_an_ip_literal_entry_allows_exactly_its_own_special_address() -> None:
+    from mediator.egress import EgressRule
+
+    policy = EgressPolicy.parse("http://[0:0::1]:8080,http://127.0.0.1:8080")
+    v6 = EgressRule("http", "0:0::1", 8080)
+    policy.check_address(v6, ipaddress.ip_address("::1"))  # the same address, spelled otherwise
+    with pytest.raises(EgressDeniedError):
+        policy.check_address(v6, ipaddress.ip_address("127.0.0.1"))
+    with pytest.raises(EgressDeniedError):
+        policy.check_address(EgressRule("http", "127.0.0.1", 8080), ipaddress.ip_address("::1"))
