@@ -290,7 +290,11 @@ def _shape(
     )
     out: dict[str, Any]
     if spec.returns == "one":
-        out = dict(shaped.rows[0]) if shaped.rows else {}
+        if not shaped.rows:  # one object past max_bytes: an error, never a silent {}
+            raise UpstreamTooLargeError(
+                f"{spec.name}: the answer is larger than the tool's {spec.max_bytes}-byte limit"
+            )
+        out = dict(shaped.rows[0])
     else:
         out = {"items": shaped.rows, "truncated": shaped.truncated}
     if shaped.masked:

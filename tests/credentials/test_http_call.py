@@ -343,3 +343,16 @@ def test_injected_instructions_from_the_upstream_are_returned_not_followed(
     assert result["plan"] == result["notes"] == PROMPT_INJECTION
     assert result["billing_email"] == "***" + PROMPT_INJECTION[-4:]  # masked like any value
     assert [r.method for r in fake.received] == ["GET"]
+
+
+def test_one_object_over_the_result_byte_cap_is_an_error_not_an_empty_result() -> None:
+    account = ACCOUNTS[ACME_KEY.reveal()]
+    long_ids = [{**p, "payment_id": p["payment_id"] * 60} for p in account["payments"]]
+    wordy = {ACME_KEY.reveal(): {**account, "notes": "n" * 4096, "payments": long_ids}}
+    with FakeBilling(wordy) as fake:
+        failure = fails(call(fake, tool("get_billing_status", max_bytes=1024)))
+        listed = run(call(fake, tool("list_payments", max_bytes=1024))).result
+    assert isinstance(failure, E.UpstreamTooLarge)
+    assert "1024-byte limit" in str(failure)
+    assert listed["truncated"] is True  # a list is cut, and says so
+    assert 0 < len(listed["items"]) < 3
