@@ -123,7 +123,7 @@ class _Call:
         idempotency_key: str | None,
     ) -> HttpOutcome:
         spec = self.spec
-        header = auth_header if spec.auth == "connector" else "Authorization"
+        header = auth_header if spec.http.auth == "connector" else "Authorization"
         target = ConnectorTarget(base_url, header)
         url = target.raw_url(spec.render_path(args))
         pin = await self.client.pin(url)  # egress allowlist + one DNS answer, judged
@@ -154,7 +154,7 @@ class _Call:
     async def _exchange(
         self, pin: PinnedURL, headers: dict[str, str], args: Mapping[str, Any]
     ) -> Exchange:
-        spec, limits = self.spec, self.spec.limits
+        spec, limits = self.spec, self.spec.http.limits
         deadline = self.started + limits.total_timeout
         while True:
             self.attempts += 1
@@ -162,7 +162,7 @@ class _Call:
             try:
                 answer = await self.client.exchange(
                     pin,
-                    method=spec.method,
+                    method=spec.http.method,
                     headers=headers,
                     params=spec.render_query(args),
                     json_body=spec.render_body(args),
@@ -188,7 +188,7 @@ class _Call:
 
     async def _may_retry(self, retry_after: str | None, deadline: float) -> bool:
         """Wait before the next attempt and say True, or False when none is allowed."""
-        limits = self.spec.limits
+        limits = self.spec.http.limits
         if self.attempts > self.spec.retries:
             return False
         wait = _retry_after_seconds(retry_after)
@@ -259,16 +259,18 @@ def _pick(document: Any, tokens: list[str]) -> Any:
 
 def _project(spec: HttpToolSpec, document: dict[str, Any]) -> list[dict[str, Any]]:
     """The declared fields of the answer (or of each item), scalars only; nothing else."""
-    if spec.items is not None:
-        items = _pick(document, pointer_tokens(spec.items))
+    if spec.http.items is not None:
+        items = _pick(document, pointer_tokens(spec.http.items))
         if not isinstance(items, list):
-            raise UpstreamProtocolError(f"{spec.name}: the answer has no list at {spec.items!r}")
+            raise UpstreamProtocolError(
+                f"{spec.name}: the answer has no list at {spec.http.items!r}"
+            )
     else:
         items = [document]
     rows = []
     for item in items:
         row = {}
-        for f in spec.fields:
+        for f in spec.http.fields:
             value = _pick(item, f.path)
             row[f.name] = value if isinstance(value, str | int | float | bool) else None
         rows.append(row)
@@ -279,7 +281,7 @@ def _shape(
     spec: HttpToolSpec, rows: list[dict[str, Any]], policy: DataPolicy, scopes: Iterable[str]
 ) -> dict[str, Any]:
     """The SQL tools' shaping (mediator/shaping.py), with the classes the tool declares."""
-    columns = {f"http.{spec.name}.{f.name}": f.data_class for f in spec.fields}
+    columns = {f"http.{spec.name}.{f.name}": f.data_class for f in spec.http.fields}
     shaped = shape_rows(
         rows,
         column_of=lambda name: f"http.{spec.name}.{name}",

@@ -1,17 +1,20 @@
 """``kind: http`` tools: the tools-file entry of a tool that calls the customer's own API.
 
-Next to a SQL tool's ``statement``, an HTTP tool declares (tools/billing.yaml is an example)::
+The common keys (description, parameters, access, returns, annotations, catalog, max_rows,
+max_bytes) are a SQL tool's; an ``http:`` mapping replaces the ``statement``
+(tools/billing.yaml is an example)::
 
-    method: GET                       # GET for access: read; POST/PUT/PATCH/DELETE for write
-    path: /v1/invoices/{invoice_id}   # under the connector's base URL; {name} = a parameter
-    query: {status: status}           # upstream query name -> parameter name
-    body: {amount_cents: amount}      # JSON body field -> parameter name (write tools)
-    auth: connector                   # the connector's key header, or `bearer` (Authorization)
-    items: /payments                  # returns: many -> JSON pointer to the array of items
-    fields:                           # the projection: nothing else leaves, each with its class
-      - {name: plan, pointer: /plan, class: public}
-      - {name: card_last4, pointer: /card/last4, class: sensitive}
-    limits: {total_timeout: 8, max_response_bytes: 262144, retries: 2}   # retries: reads only
+    http:
+      method: GET                       # GET for access: read; POST/PUT/PATCH/DELETE for write
+      path: /v1/invoices/{invoice_id}   # under the connector's base URL; {name} = a parameter
+      query: {status: status}           # upstream query name -> parameter name
+      body: {amount_cents: amount}      # JSON body field -> parameter name (write tools)
+      auth: connector                   # the connector's key header, or `bearer` (Authorization)
+      items: /payments                  # returns: many -> JSON pointer to the array of items
+      fields:                           # the projection: nothing else leaves; a class for each
+        - {name: plan, pointer: /plan, class: public}
+        - {name: card_last4, pointer: /card/last4, class: sensitive}
+      limits: {total_timeout: 8, max_response_bytes: 262144, retries: 2}   # retries: reads only
 
 A path parameter is percent-encoded into one segment; values that are empty, ``.``, ``..`` or hold
 ``/`` or ``\\`` are refused, so no value can add a segment, a query, a fragment, userinfo or a host.
@@ -38,7 +41,14 @@ from pydantic import (
 from mediator.errors import InvalidArguments
 from mediator.http_params import ParameterSpec, arguments_model, validate_arguments
 
-__all__ = ["FieldSpec", "HttpLimits", "HttpToolSpec", "ToolFileError", "load_http_tools"]
+__all__ = [
+    "FieldSpec",
+    "HttpLimits",
+    "HttpSection",
+    "HttpToolSpec",
+    "ToolFileError",
+    "load_http_tools",
+]
 
 _PLACEHOLDER: Final = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _TEMPLATE_TEXT: Final = re.compile(r"[A-Za-z0-9._~/{}-]+")
@@ -96,16 +106,11 @@ class Catalog(BaseModel):
     rate_limit: dict[str, float] | None = None
 
 
-class HttpToolSpec(BaseModel):
-    """One ``kind: http`` tool, as parsed from its mapping in the tools file."""
+class HttpSection(BaseModel):
+    """The ``http:`` mapping of a tool: the request, the projection and the limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    kind: Literal["http"]
-    title: str = Field(default="", max_length=200)
-    description: str = Field(min_length=1, max_length=4000)
-    parameters: list[ParameterSpec] = Field(default_factory=list, max_length=50)
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str = Field(max_length=500)
     query: dict[str, str] = Field(default_factory=dict)
@@ -113,13 +118,49 @@ class HttpToolSpec(BaseModel):
     auth: Literal["connector", "bearer"] = "connector"
     items: str | None = None
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
+    limits: HttpLimits = Field(default_factory=HttpLimits)
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpSection:
+        _check_template(self.path)
+        if self.body and self.method in _READ_METHODS:
+            raise ValueError(f"a {self.method} request carries no body")
+        if self.items is not None and not _POINTER.fullmatch(self.items):
+            raise ValueError(f"items {self.items!r} is not a JSON pointer like /payments")
+        if len({f.name for f in self.fields}) != len(self.fields):
+            raise ValueError("field names must be unique")
+        return self
+
+    @property
+    def placeholders(self) -> list[str]:
+        return _PLACEHOLDER.findall(self.path)
+
+
+class HttpToolSpec(BaseModel):
+    """One ``kind: http`` tool, as parsed from its mapping in the tools file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,53}$")
+    kind: Literal["http"]
+    title: str = Field(default="", max_length=200)
+    description: str = Field(min_length=1, max_length=4000)
+    parameters: list[ParameterSpec] = Field(default_factory=list, max_length=50)
     access: Literal["read", "write"]
     returns: Literal["one", "many"]
     annotations: dict[str, bool] = Field(default_factory=dict)
     catalog: Catalog
-    limits: HttpLimits = Field(default_factory=HttpLimits)
     max_rows: int = Field(default=100, ge=1, le=10_000)
     max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 << 20)
+    http: HttpSection
+    # Keys every tools-file entry may carry; an HTTP tool keeps them but does not use them.
+    output_schema: dict[str, Any] | None = Field(default=None, alias="outputSchema")
+    source: str | None = None
+    auth_required: list[str] | None = Field(default=None, alias="authRequired")
+    # SQL-only keys, accepted empty so that a generic tools-file model's dump reads back.
+    statement: None = None
+    preview: None = None
+    columns: dict[str, str] = Field(default_factory=dict, max_length=0)
 
     @classmethod
     def from_mapping(cls, name: str, mapping: Mapping[str, Any]) -> HttpToolSpec:
@@ -127,34 +168,32 @@ class HttpToolSpec(BaseModel):
         try:
             return cls.model_validate({**mapping, "name": name})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or name}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
             raise ToolFileError(f"tool {name!r}: {problems}") from None
+
+    def stored(self) -> dict[str, Any]:
+        """The mapping to store (tool_definitions.spec); from_mapping reads it back as is."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"name"}, exclude_none=True)
 
     @model_validator(mode="after")
     def _check(self) -> HttpToolSpec:
+        http = self.http
         declared = {p.name for p in self.parameters}
         if len(declared) != len(self.parameters):
             raise ValueError("parameter names must be unique")
-        in_path = _check_template(self.path)
-        used = [*in_path, *self.query.values(), *self.body.values()]
+        used = [*http.placeholders, *http.query.values(), *http.body.values()]
         if unknown := sorted(set(used) - declared):
-            raise ValueError(f"path, query or body name undeclared parameters {unknown}")
+            raise ValueError(f"http path, query or body name undeclared parameters {unknown}")
         if unused := sorted(declared - set(used)):
             raise ValueError(f"parameters {unused} are never sent upstream")
-        if (self.access == "read") != (self.method in _READ_METHODS):
+        if (self.access == "read") != (http.method in _READ_METHODS):
             raise ValueError("access: read goes with GET, access: write with other methods")
-        if self.body and self.method in _READ_METHODS:
-            raise ValueError(f"a {self.method} request carries no body")
-        if self.access == "write" and self.limits.retries:
-            raise ValueError("side effects are never retried: remove limits.retries")
-        if (self.returns == "many") != (self.items is not None):
-            raise ValueError("returns: many needs `items` (a pointer to the array); one has none")
-        if self.items is not None and not _POINTER.fullmatch(self.items):
-            raise ValueError(f"items {self.items!r} is not a JSON pointer like /payments")
-        if len({f.name for f in self.fields}) != len(self.fields):
-            raise ValueError("field names must be unique")
+        if self.access == "write" and http.limits.retries:
+            raise ValueError("side effects are never retried: remove http.limits.retries")
+        if (self.returns == "many") != (http.items is not None):
+            raise ValueError(
+                "returns: many needs http.items (a pointer to the array); one has none"
+            )
         return self
 
     @property
@@ -166,7 +205,8 @@ class HttpToolSpec(BaseModel):
         """How often a failed call is tried again: never for a side effect."""
         if self.access == "write":
             return 0
-        return _DEFAULT_READ_RETRIES if self.limits.retries is None else self.limits.retries
+        retries = self.http.limits.retries
+        return _DEFAULT_READ_RETRIES if retries is None else retries
 
     @cached_property
     def arguments_model(self) -> type[BaseModel]:
@@ -189,25 +229,30 @@ class HttpToolSpec(BaseModel):
                 )
             return urllib.parse.quote(text, safe="")
 
-        return _PLACEHOLDER.sub(one, self.path)
+        return _PLACEHOLDER.sub(one, self.http.path)
 
     def render_query(self, args: Mapping[str, Any]) -> dict[str, str]:
-        return {k: _text(args[p]) for k, p in self.query.items() if args.get(p) is not None}
+        query = self.http.query
+        return {k: _text(args[p]) for k, p in query.items() if args.get(p) is not None}
 
     def render_body(self, args: Mapping[str, Any]) -> dict[str, Any] | None:
-        if not self.body:
+        if not self.http.body:
             return None
-        return {k: args[p] for k, p in self.body.items() if args.get(p) is not None}
+        return {k: args[p] for k, p in self.http.body.items() if args.get(p) is not None}
 
 
-def _check_template(path: str) -> list[str]:
+def _check_template(path: str) -> None:
     if not path.startswith("/") or path.startswith("//") or not _TEMPLATE_TEXT.fullmatch(path):
         raise ValueError(f"path {path!r} must be /plain/segments/{{param}} (no ?, #, %, @, \\)")
     if any(seg in (".", "..") for seg in path.split("/")):
         raise ValueError(f"path {path!r} must not hold '.' or '..' segments")
     if _PLACEHOLDER.sub("", path).count("{") or _PLACEHOLDER.sub("", path).count("}"):
         raise ValueError(f"path {path!r} has a malformed placeholder")
-    return _PLACEHOLDER.findall(path)
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in loc)}: {message}" if loc else message
 
 
 def pointer_tokens(pointer: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mediator.fake_upstream import FakeBilling
 from mediator.http_call import HttpOutcome, KeySource, call_http_tool
-from mediator.http_tools import HttpToolSpec, load_http_tools
+from mediator.http_tools import HttpSection, HttpToolSpec, load_http_tools
 from mediator.keys import Secret
 from mediator.shaping import DataPolicy
 from mediator.upstream import EgressPolicy, UpstreamClient
@@ -75,9 +75,13 @@ def egress_for(fake: FakeBilling) -> EgressPolicy:
 
 
 def tool(name: str, **changes: Any) -> HttpToolSpec:
-    """A billing tool, optionally with some fields changed (re-validated)."""
-    base = TOOLS[name].model_dump(by_alias=True)
-    base.update(changes)
+    """A billing tool with some keys changed (those of the ``http:`` section go there)."""
+    base = TOOLS[name].stored()
+    for key, value in changes.items():
+        if key in HttpSection.model_fields:
+            base["http"][key] = value
+        else:
+            base[key] = value
     return HttpToolSpec.from_mapping(name, base)
 
 

@@ -72,7 +72,7 @@ def test_sensitive_fields_are_masked_unless_a_scope_allows_them(fake: FakeBillin
 
 def test_only_declared_fields_leave_and_secret_ones_never(fake: FakeBilling) -> None:
     status = run(call(fake, STATUS, scopes=["read:billing", "read:billing:sensitive"])).result
-    assert set(status) == {f.name for f in STATUS.fields}  # no risk_score, no card expiry
+    assert set(status) == {f.name for f in STATUS.http.fields}  # no risk_score, no card expiry
     listed = run(call(fake, PAYMENTS, scopes=["read:billing", "read:billing:sensitive"])).result
     for item in listed["items"]:
         assert "processor_token" not in item  # declared secret: dropped even for this scope
@@ -95,7 +95,7 @@ def test_row_cap_truncates_the_result(fake: FakeBilling) -> None:
 def test_prompt_injection_in_upstream_data_comes_back_as_data(fake: FakeBilling) -> None:
     result = run(call(fake, STATUS)).result
     assert result["notes"] == INJECTION  # verbatim, as one string value of one declared field
-    assert set(result) == {f.name for f in STATUS.fields} | {"_masked"}
+    assert set(result) == {f.name for f in STATUS.http.fields} | {"_masked"}
     assert [r.method for r in fake.received] == ["GET"]  # nothing acted on it
     assert fake.credit_notes(ACME_KEY.reveal()) == []
 
@@ -260,7 +260,9 @@ def invoice_tool() -> Any:
     return tool(
         "get_billing_status",
         path="/v1/invoices/{invoice_id}",
-        parameters=[{"name": "invoice_id", "type": "string", "maxLength": 100}],
+        parameters=[
+            {"name": "invoice_id", "type": "string", "maxLength": 100, "description": "Its id."}
+        ],
         fields=[{"name": "invoice_id", "class": "public"}],
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mediator.errors import InvalidArguments
-from mediator.http_tools import HttpToolSpec, ToolFileError, load_http_tools
+from mediator.http_tools import HttpSection, HttpToolSpec, ToolFileError, load_http_tools
 from tests.credentials.http_world import REPO, TOOLS
 
 
@@ -16,23 +16,30 @@ def spec(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "kind": "http",
         "description": "An invoice of the current customer.",
-        "parameters": [{"name": "invoice_id", "type": "string", "maxLength": 40}],
-        "method": "GET",
-        "path": "/v1/invoices/{invoice_id}",
-        "fields": [{"name": "invoice_id", "class": "public"}],
+        "parameters": [
+            {"name": "invoice_id", "type": "string", "maxLength": 40, "description": "Its id."}
+        ],
+        "http": {
+            "method": "GET",
+            "path": "/v1/invoices/{invoice_id}",
+            "fields": [{"name": "invoice_id", "class": "public"}],
+        },
         "access": "read",
         "returns": "one",
         "catalog": {"scope": "read:billing"},
     }
-    base.update(changes)
+    for key, value in changes.items():
+        if key in HttpSection.model_fields:
+            base["http"][key] = value
+        else:
+            base[key] = value
     return base
 
 
 def test_the_example_tools_file_loads_and_round_trips() -> None:
     assert set(TOOLS) == {"get_billing_status", "list_payments", "create_credit_note"}
     for name, tool in TOOLS.items():
-        stored = tool.model_dump(mode="json", by_alias=True)  # what tool_definitions.spec holds
-        assert HttpToolSpec.from_mapping(name, stored) == tool
+        assert HttpToolSpec.from_mapping(name, tool.stored()) == tool  # tool_definitions.spec
     assert TOOLS["create_credit_note"].catalog.approval == "operator"
     assert (TOOLS["list_payments"].retries, TOOLS["create_credit_note"].retries) == (2, 0)
 
@@ -56,12 +63,22 @@ def test_other_kinds_are_left_to_their_own_loader() -> None:
         ({"path": "/v1/invoices"}, "never sent upstream"),
         ({"method": "POST"}, "access: read goes with GET"),
         ({"access": "write", "limits": {"retries": 1}, "method": "POST"}, "never retried"),
-        ({"returns": "many"}, "needs `items`"),
+        ({"statement": "select 1"}, "statement"),
+        ({"columns": {"x": "demo.t.x"}}, "columns"),
+        ({"parameters": [{"name": "invoice_id", "type": "string", "maxLength": 9}]}, "description"),
+        ({"returns": "many"}, "needs http.items"),
         ({"fields": [{"name": "x", "pointer": "no-slash", "class": "public"}]}, "JSON pointer"),
         ({"fields": [{"name": "x", "class": "confidential"}]}, "class"),
-        ({"parameters": [{"name": "customer_id", "type": "uuid"}]}, "reserved"),
-        ({"parameters": [{"name": "invoice_id", "type": "string"}]}, "maxLength"),
-        ({"parameters": [{"name": "invoice_id", "type": "integer"}]}, "minimum and maximum"),
+        ({"parameters": [{"name": "customer_id", "type": "uuid", "description": "x"}]}, "tenant"),
+        ({"parameters": [{"name": "account_ref", "type": "uuid", "description": "x"}]}, "tenant"),
+        (
+            {"parameters": [{"name": "invoice_id", "type": "string", "description": "x"}]},
+            "maxLength",
+        ),
+        (
+            {"parameters": [{"name": "invoice_id", "type": "integer", "description": "x"}]},
+            "minimum and maximum",
+        ),
         ({"url": "https://elsewhere.example"}, "Extra inputs"),
         ({"limits": {"max_response_bytes": 1 << 30}}, "max_response_bytes"),
     ],
