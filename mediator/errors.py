@@ -105,3 +105,50 @@ def from_psycopg(exc: psycopg.Error) -> MediatorError:
     if isinstance(exc, psycopg.OperationalError):
         return Unavailable()
     return MediatorError("internal error")
+
+
+class HttpToolFailed(UpstreamFailed):
+    """the upstream call failed"""
+
+    # Failures of an HTTP-backed tool (mediator/http_call.py). Each carries what the outcome
+    # audit row records; none carries the key, the upstream body or a traceback context.
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        attempts: int = 0,
+        latency_ms: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.latency_ms = latency_ms
+
+
+class UpstreamRejected(HttpToolFailed):
+    """the upstream refused the request (HTTP 4xx)"""
+
+
+class UpstreamUnavailable(HttpToolFailed):
+    """the upstream failed or could not be reached (HTTP 5xx), retry later"""
+
+
+class UpstreamTimeout(HttpToolFailed):
+    """the upstream did not answer in time, retry later"""
+
+
+class UpstreamTooLarge(HttpToolFailed):
+    """the upstream answer is larger than the tool's size limit"""
+
+
+class UpstreamInvalid(HttpToolFailed):
+    """the upstream answered something that is not the JSON the tool expects"""
+
+
+class CredentialUnreadable(HttpToolFailed):
+    """the customer's stored API key cannot be decrypted: run `tenantgate secrets check`"""
+
+
+class EgressRefused(HttpToolFailed):
+    """the connector's upstream is not allowed by the mediator's egress policy"""
