@@ -77,6 +77,16 @@ class RequestKeyReused(MediatorError):
     """request id already used for another tool or other arguments: use a fresh one"""
 
 
+class UpstreamNotConfigured(MediatorError):
+    """upstream not configured for this customer"""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "upstream not configured for this customer: an admin stores its key "
+            "(tenantgate secrets set) and the connector's --base-url"
+        )
+
+
 class UpstreamFailed(MediatorError):
     """upstream unavailable, retry later"""
 

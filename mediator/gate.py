@@ -8,7 +8,9 @@ MediatorError.
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
@@ -28,19 +30,31 @@ Approver = Callable[[str, str, dict[str, Any]], Awaitable[bool | None]]
 
 CALL: LiteralString = "select tenantgate.call_tool(%s::uuid, %s::uuid, %s, %s, %s, %s::jsonb)"
 LIST: LiteralString = "select tenantgate.list_tools(%s::uuid, %s::uuid, %s)"
+OUTCOME: LiteralString = (
+    "select tenantgate.upstream_outcome(%s::uuid, %s::uuid, %s, %s, %s, %s, %s, %s)"
+)
+HTTP_SPEC: LiteralString = (
+    "select http from tenantgate.tool_definitions where tool_name = %s and version = %s"
+)
 ANSWER: LiteralString = "select tenantgate.approval_answer(%s::uuid, %s::uuid, %s, %s::uuid, %s)"
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
 
 
 def _unstorable(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    """Where text no database column can hold (NUL, a lone surrogate) hides in the arguments."""
+    """Where a value JSON in the database cannot hold (NUL, a lone surrogate, a non-finite
+    number) hides in the arguments."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return loc
     if isinstance(value, str):
         if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
             return loc
     elif isinstance(value, dict):
         for key, item in value.items():
-            found = _unstorable(key, loc) or _unstorable(item, (*loc, key))
+            # `is None`, not `or`: a bad top-level key is found at loc (), which is falsy
+            found = _unstorable(key, loc)
+            if found is None:
+                found = _unstorable(item, (*loc, key))
             if found is not None:
                 return found
     elif isinstance(value, list):
@@ -70,6 +84,8 @@ def _raise_for(answer: dict[str, Any]) -> None:
         raise E.ApprovalDenied()
     if status == "conflict":
         raise E.RequestKeyReused()
+    if status == "unconfigured":
+        raise E.UpstreamNotConfigured()
     logger.warning("tool call failed in the database: sqlstate=%s", answer.get("sqlstate"))
     raise E.MediatorError("internal error")
 
@@ -79,6 +95,17 @@ class Gate:
 
     def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings) -> None:
         self.pool, self.settings = pool, settings
+        self._upstream: HttpHalf | None = None  # built on the first HTTP-backed call
+
+    @property
+    def upstream(self) -> HttpHalf:
+        if self._upstream is None:
+            self._upstream = HttpHalf(self)
+        return self._upstream
+
+    async def close(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.close()
 
     async def _one(self, query: LiteralString, params: tuple[Any, ...]) -> Any:
         try:
@@ -152,5 +179,116 @@ class Gate:
         )
         if not isinstance(answer, dict):
             raise E.MediatorError("internal error")
+        if answer.get("status") == "upstream":
+            return await self.upstream.call(claims, name, answer, request_key)
         _raise_for(answer)
         return answer.get("result")
+
+
+class HttpHalf:
+    """The HTTP half of an admitted, charged, audited HTTP-backed call (mediator/http_call.py).
+
+    The database handed over this session's customer's sealed key only; it is decrypted in memory,
+    only after the egress checks pass, and the outcome goes back as one 'upstream' audit row.
+    The charge stands whatever upstream answers (docs/http-tools.md).
+    """
+
+    def __init__(self, gate: Gate) -> None:
+        from mediator.db import load_policy
+        from mediator.egress import EgressPolicy
+        from mediator.keys import FileKeyProvider
+        from mediator.upstream import UpstreamClient
+
+        self.gate = gate
+        self.client = UpstreamClient(EgressPolicy.from_env())
+        self._provider: FileKeyProvider | None = None
+        self._provider_factory = FileKeyProvider.from_env
+        self._load_policy = load_policy
+        self._policy: Any = None
+        self._specs: dict[tuple[str, int], Any] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _key_provider(self) -> Any:
+        if self._provider is None:
+            self._provider = self._provider_factory()
+        return self._provider
+
+    async def _spec(self, name: str, version: int) -> Any:
+        from mediator.http_tools import HttpToolSpec
+
+        spec = self._specs.get((name, version))
+        if spec is None:
+            stored = await self.gate._one(HTTP_SPEC, (name, version))
+            if not isinstance(stored, dict):
+                raise E.MediatorError("internal error")
+            spec = HttpToolSpec.from_mapping(name, stored)
+            self._specs = {k: v for k, v in self._specs.items() if k[0] != name}
+            self._specs[(name, version)] = spec
+        return spec
+
+    async def call(
+        self, claims: Claims, name: str, answer: dict[str, Any], request_key: str | None
+    ) -> Any:
+        from mediator.http_call import call_http_tool
+        from mediator.secrets import unseal
+
+        if self._policy is None:
+            self._policy = await self._load_policy(self.gate.pool)
+        up = answer["upstream"]
+        ciphertext = base64.b64decode(up["ciphertext"])
+        status, size, latency, error = 0, 0, 0.0, ""
+        try:
+            spec = await self._spec(name, int(answer["version"]))
+            outcome = await call_http_tool(
+                spec,
+                answer.get("args") or {},
+                base_url=up["base_url"],
+                auth_header=up["auth_header"],
+                key=lambda: unseal(ciphertext, up["key_id"], self._key_provider()),
+                client=self.client,
+                policy=self._policy,
+                scopes=answer.get("scopes") or [],
+                idempotency_key=request_key,
+            )
+        except E.MediatorError as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            latency = float(getattr(exc, "latency_ms", 0.0) or 0.0)
+            error = type(exc).__name__
+            await self._report(claims, answer, status, size, latency, error)
+            raise
+        except Exception:
+            logger.warning("upstream call failed unexpectedly: tool=%s", name)
+            await self._report(claims, answer, 0, 0, 0.0, "internal")
+            raise E.UpstreamFailed() from None
+        await self._report(claims, answer, outcome.status, outcome.bytes, outcome.latency_ms, "")
+        return outcome.result
+
+    async def _report(
+        self,
+        claims: Claims,
+        answer: dict[str, Any],
+        status: int,
+        size: int,
+        latency_ms: float,
+        error: str,
+    ) -> None:
+        try:
+            await self.gate._one(
+                OUTCOME,
+                (
+                    claims.org_id,
+                    claims.customer_id,
+                    claims.session_secret,
+                    int(answer["admission"]),
+                    status,
+                    size,
+                    int(latency_ms),
+                    error,
+                ),
+            )
+        except E.MediatorError:
+            logger.warning(
+                "could not record an upstream outcome: admission=%s", answer.get("admission")
+            )

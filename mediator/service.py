@@ -63,6 +63,7 @@ class Mediator:
         return cls(settings, verifier, gate, pool)
 
     async def close(self) -> None:
+        await self.gate.close()
         await self.pool.close()
 
     def authenticate(self, token: str) -> Claims:

@@ -182,7 +182,13 @@ class ToolSpec(_Strict):
             raise ValueError("a sql tool needs a statement")
         if self.kind == "http" and self.http is None:
             raise ValueError("an http tool needs an http section")
-        if self.access == "write" and self.catalog.approval != "none" and not self.preview:
+        needs_preview = self.kind != "http"  # an HTTP tool has no table to read: args are shown
+        if (
+            self.access == "write"
+            and self.catalog.approval != "none"
+            and not self.preview
+            and needs_preview
+        ):
             raise ValueError(
                 "a write tool that needs approval needs a preview: a select of its target, so "
                 "nobody is asked to approve a change that cannot apply"
@@ -258,6 +264,14 @@ def loads(raw_text: bytes, where: str = "<tools file>") -> ToolsFile:
                     "claim (authServices): remove the parameter and use :org_id / :customer_id "
                     "in the statement; tenantgate takes them from the verified session"
                 )
+        if body.get("kind") == "http":
+            from mediator.http_tools import HttpToolSpec
+            from mediator.http_tools import ToolFileError as HttpToolFileError
+
+            try:  # the request, projection and limits, checked as the mediator will run them
+                body = {**body, "http": HttpToolSpec.from_mapping(str(name), body).stored()}
+            except HttpToolFileError as exc:
+                raise ToolFileError(f"{where}: {exc}") from None
         try:
             tools[str(name)] = ToolSpec.model_validate({**body, "name": str(name)})
         except ValidationError as exc:

@@ -280,7 +280,7 @@ begin
   -- 2. The tool, from this session's catalog only.
   select t.required_scope, t.credit_cost, t.approval, t.rate_burst, t.rate_per_second,
          d.kind, d.access, d.returns, d.parameters, d.withheld, d.sensitive, d.has_preview,
-         d.max_rows, d.max_bytes,
+         d.max_rows, d.max_bytes, d.version,
          (select coalesce(max(case sc.max_class when 'sensitive' then 2 when 'internal' then 1
                                                 else 0 end), 1)
             from tenantgate.scope_classes sc where sc.scope = any(v_ses.scopes)) as ceiling
@@ -495,6 +495,7 @@ begin
     values (v_ses.org_id, v_seq, v_ses.session_id, v_name);
     return pg_catalog.jsonb_build_object(
       'status', 'upstream', 'admission', v_seq, 'approval_id', v_approval,
+      'version', v_tool.version, 'args', v_args, 'scopes', pg_catalog.to_jsonb(v_ses.scopes),
       'upstream', pg_catalog.jsonb_build_object(
         'base_url', v_up.base_url, 'auth_header', v_up.auth_header,
         'ciphertext', pg_catalog.encode(v_up.ciphertext, 'base64'), 'key_id', v_up.key_id));
