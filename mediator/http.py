@@ -358,9 +358,12 @@ async def _plain(
 def create_app(settings: Settings | None = None) -> HttpApp:
     """ASGI factory (uvicorn --factory): one mediator per worker process."""
     from mediator.hardening import harden
+    from mediator.logs import configure
 
     harden()  # a spawned worker starts dumpable again: harden it too
-    return HttpApp(settings or Settings())
+    settings = settings or Settings()
+    configure(settings.log_level, settings.log_format)
+    return HttpApp(settings)
 
 
 def serve_http(settings: Settings) -> None:
