@@ -47,11 +47,13 @@ def serve(
             "tenantgate: set TENANTGATE_DATABASE_URL (the tenantgate_mediator role)", err=True
         )
         raise typer.Exit(1)
+    import httpx
+
     try:
         from mediator.tokens import TokenVerifier
 
         TokenVerifier(settings)  # fail now, with a clear message, on a missing or bad key
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, httpx.HTTPError) as exc:
         typer.echo(f"tenantgate: token verification is not configured: {exc}", err=True)
         raise typer.Exit(1) from None
     from cli.preflight import StartupError, check
