@@ -31,6 +31,7 @@ import base64
 import json
 import os
 import ssl
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from typing import Any, Final
 
 import httpx
 
+from mediator import observe
 from mediator.keys import Secret
 from mediator.secrets import UpstreamCredential
 
@@ -224,9 +226,14 @@ class UpstreamClient:
         params: Params | None = None,
     ) -> dict[str, Any]:
         """GET ``path`` with the customer's key; the JSON object answered, scrubbed of the key."""
+        started = time.perf_counter()
         try:
-            return await self._call(target, key, path, params)
+            answer = await self._call(target, key, path, params)
+            observe.upstream_done("ok", started)
+            return answer
         except UpstreamError as exc:
+            outcome = "denied" if isinstance(exc, EgressDeniedError) else "error"
+            observe.upstream_done(outcome, started)
             message = scrub(str(exc), key)
             failure: UpstreamError = type(exc)(message)
         raise failure  # raised outside the except block: no chained context to hold the request
