@@ -33,12 +33,13 @@ DEMO_SCOPES = [s for s in ALL_SCOPES if s != "read:pii"]  # PII stays masked in 
 
 def _migrate(url: str) -> None:
     from alembic import command
-    from alembic.config import Config
+
+    from cli.schema_files import alembic_config
 
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     try:
-        command.upgrade(Config(toml_file=str(REPO / "pyproject.toml")), "head")
+        command.upgrade(alembic_config(), "head")
     finally:
         if previous is None:
             os.environ.pop("DATABASE_URL", None)
