@@ -171,7 +171,10 @@ def modern_check(message: dict[str, Any], headers: dict[bytes, bytes]) -> dict[s
     `Mcp-Method` must equal the body's method and `Mcp-Name` the tool name of a tools/call: a
     gateway that applies policy by header then sees what the server runs.
     """
-    text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
+    # RFC 9110 5.5: a field value excludes leading and trailing whitespace (httptools keeps it)
+    text_headers = {
+        k.decode("latin-1"): v.decode("latin-1").strip(" \t") for k, v in headers.items()
+    }
     verdict = classify_inbound_request(message, headers=text_headers)
     if isinstance(verdict, InboundLadderRejection):
         return rpc_error(message.get("id"), verdict.code, verdict.message, verdict.data)

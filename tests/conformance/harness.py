@@ -60,8 +60,8 @@ class AddAuthorization:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
+        headers = [  # values without surrounding whitespace (RFC 9110 5.5; httpx insists)
+            (k.decode("latin-1"), v.decode("latin-1").strip(" \t"))
             for k, v in scope["headers"]
             if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]

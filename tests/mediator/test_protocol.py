@@ -254,3 +254,36 @@ def test_a_posted_response_or_notification_is_accepted_with_202(
     assert post(http_url, token, {"jsonrpc": "2.0", "id": 9, "result": {}}).status_code == 202
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     assert post(http_url, token, note, MCP_Protocol_Version="2025-11-25").status_code == 202
+
+
+def test_under_2026_07_28_whitespace_around_a_routing_header_value_is_ignored(
+    http_url: str, open_session: OpenFn
+) -> None:
+    token = open_session().token
+    body = orjson_body(
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "account_health", "arguments": {}, "_meta": ENVELOPE},
+        }
+    )
+    host = urlsplit(http_url).netloc
+    lines = [
+        f"Host: {host}",
+        "Content-Type: application/json",
+        "Accept: application/json",
+        f"Authorization: Bearer {token}",
+        f"MCP-Protocol-Version: {MODERN}",
+        "Mcp-Method: tools/call",
+        "Mcp-Name:   account_health  ",
+    ]
+    assert raw_request(http_url, lines, body) == 200
+    lines[-1] = "Mcp-Name: list_tickets"
+    assert raw_request(http_url, lines, body) == 400
+
+
+def orjson_body(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
