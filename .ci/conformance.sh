@@ -7,7 +7,8 @@
 # that adds the Authorization header (the suite cannot send one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFORMANCE_VERSION="${CONFORMANCE_VERSION:-0.1.16}"
+STABLE=0.1.16        # the released suite: 2025-06-18 and 2025-11-25 scenarios
+NEXT=0.2.0-alpha.12  # pinned pre-release: the 2026-07-28 scenarios
 NODE_MAJOR=22
 
 if ! command -v npm >/dev/null 2>&1; then
@@ -33,10 +34,11 @@ cleanup() {
 trap cleanup EXIT
 
 echo "{\"private\": true}" > "$work/package.json"
-npm install --prefix "$work" --no-audit --no-fund --loglevel=error \
-  "node-linux-$arch@$NODE_MAJOR" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
+npm install --prefix "$work" --no-audit --no-fund --loglevel=error "node-linux-$arch@$NODE_MAJOR" \
+  "conformance-stable@npm:@modelcontextprotocol/conformance@$STABLE" \
+  "conformance-next@npm:@modelcontextprotocol/conformance@$NEXT"
 node="$work/node_modules/node-linux-$arch/bin/node"
-echo "conformance $CONFORMANCE_VERSION on node $("$node" --version)"
+echo "conformance $STABLE and $NEXT on node $("$node" --version)"
 
 .venv/bin/python -m tests.conformance.harness > "$work/url" 2> "$work/harness.log" &
 harness=$!
@@ -46,5 +48,12 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 url="$(head -n 1 "$work/url")"
-"$node" "$work/node_modules/@modelcontextprotocol/conformance/dist/index.js" server \
-  --url "$url" --expected-failures .ci/conformance-baseline.yml --output-dir "$work/results"
+status=0
+echo "== conformance $STABLE (active suite)"
+"$node" "$work/node_modules/conformance-stable/dist/index.js" server --url "$url" \
+  --expected-failures .ci/conformance-baseline.yml --output-dir "$work/stable" || status=1
+echo "== conformance $NEXT (every 2026-07-28 scenario)"
+"$node" "$work/node_modules/conformance-next/dist/index.js" server --url "$url" \
+  --suite all --spec-version 2026-07-28 \
+  --expected-failures .ci/conformance-baseline-2026-07-28.yml --output-dir "$work/next" || status=1
+exit "$status"

@@ -186,6 +186,9 @@ class HttpApp:
         incoming = P.decode_body(body, version)
         if isinstance(incoming, P.Refusal):
             return await _refusal(send, incoming)
+        unsupported = P.version_refusal(version, incoming)
+        if unsupported is not None:
+            return await _refusal(send, unsupported)
         modern = version in P.MODERN_VERSIONS
         replies: list[dict[str, Any]] = []
         for raw in incoming.messages:
@@ -260,7 +263,7 @@ class HttpApp:
         if not isinstance(params, dict):
             return _rpc_error(msg_id, -32602, "invalid params")
         assert self.mediator is not None
-        if modern and method == "initialize":  # 2026-07-28 has no handshake
+        if modern and method not in P.MODERN_METHODS:  # no initialize, no ping in 2026-07-28
             return P.method_not_found(msg_id)
         if method == "tools/call":
             result = await self.mediator.call_tool(
@@ -281,7 +284,7 @@ class HttpApp:
             result = {}
         elif method == "server/discover" and modern:
             result = {
-                "supportedVersions": list(P.MODERN_VERSIONS),
+                "supportedVersions": list(P.SUPPORTED_VERSIONS),
                 "capabilities": {"tools": {"listChanged": False}},
                 "serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION},
                 "instructions": "Tools act for one customer, fixed by your session token.",
@@ -292,6 +295,10 @@ class HttpApp:
             return P.method_not_found(msg_id)
         if modern:  # 2026-07-28 requests carry no handshake; results say they are complete
             result["resultType"] = "complete"
+            result["_meta"] = {
+                **(result.get("_meta") or {}),
+                P.SERVER_INFO_META: {"name": SERVER_NAME, "version": SERVER_VERSION},
+            }
             if method == "tools/list":
                 result.update(ttlMs=0, cacheScope="private")
         return {"jsonrpc": "2.0", "id": msg_id, "result": result}

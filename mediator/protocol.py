@@ -84,7 +84,7 @@ def _media_types(value: bytes) -> list[str]:
 
 
 def check_post_headers(headers: dict[bytes, bytes]) -> Refusal | str:
-    """Content-Type (415), Accept (406), MCP-Protocol-Version (400); else the request's version."""
+    """Content-Type (415), Accept (406); else the request's MCP-Protocol-Version (unchecked)."""
     ctype = _media_types(headers.get(b"content-type", b""))
     if ctype[:1] != ["application/json"]:
         return Refusal(415, b"Content-Type must be application/json", json=False)
@@ -94,16 +94,23 @@ def check_post_headers(headers: dict[bytes, bytes]) -> Refusal | str:
     raw = headers.get(b"mcp-protocol-version")
     if raw is None:
         return HEADERLESS_VERSION
-    version = raw.decode("latin-1").strip()
-    if version not in SUPPORTED_VERSIONS:
-        return _refuse(
-            400,
-            None,
-            UNSUPPORTED_PROTOCOL_VERSION,
-            "Unsupported protocol version",
-            {"supported": list(SUPPORTED_VERSIONS), "requested": version[:64]},
-        )
-    return version
+    return raw.decode("latin-1").strip()[:64]  # checked by version_refusal, with the body's id
+
+
+def version_refusal(version: str, incoming: Incoming) -> Refusal | None:
+    """400 with -32022 naming the served versions (the same list as server/discover), carrying
+    the request's id when it has a usable one."""
+    if version in SUPPORTED_VERSIONS:
+        return None
+    first = incoming.messages[0] if not incoming.batch else None
+    msg_id = first.get("id") if isinstance(first, dict) and valid_id(first.get("id")) else None
+    return _refuse(
+        400,
+        msg_id,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version",
+        {"supported": list(SUPPORTED_VERSIONS), "requested": version},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +194,11 @@ def notification_version_check(version: str) -> Refusal | None:
     if rejection is None:
         return None
     return _refuse(400, None, rejection.code, rejection.message, rejection.data)
+
+
+# 2026-07-28 has no handshake and no ping: what a modern request may call here.
+MODERN_METHODS = frozenset({"server/discover", "tools/list", "tools/call"})
+SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 
 
 def method_not_found(msg_id: Any) -> dict[str, Any]:

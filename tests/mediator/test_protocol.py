@@ -55,7 +55,9 @@ def test_an_unknown_protocol_version_is_400_and_names_the_supported_ones(
 ) -> None:
     r = post(http_url, open_session().token, PING, MCP_Protocol_Version="1999-01-01")
     assert r.status_code == 400
+    assert r.json()["id"] == 1  # the request's id, not null
     assert r.json()["error"]["code"] == -32022
+    assert r.json()["error"]["data"]["requested"] == "1999-01-01"
     assert r.json()["error"]["data"]["supported"] == list(SUPPORTED_VERSIONS)
 
 
@@ -191,7 +193,7 @@ def test_under_2026_07_28_unknown_methods_are_404_and_initialize_is_unknown(
     http_url: str, open_session: OpenFn
 ) -> None:
     token = open_session().token
-    for method in ("resources/list", "initialize"):
+    for method in ("resources/list", "initialize", "ping"):
         r = modern(http_url, token, method, {})
         assert r.status_code == 404
         assert r.json()["error"]["code"] == -32601
@@ -209,7 +211,8 @@ def test_server_discover_offers_2026_07_28(http_url: str, open_session: OpenFn) 
     r = modern(http_url, open_session().token, "server/discover", {})
     assert r.status_code == 200
     result = r.json()["result"]
-    assert result["supportedVersions"] == [MODERN]
+    assert result["supportedVersions"] == list(SUPPORTED_VERSIONS)
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "tenantgate"
     assert result["capabilities"] == {"tools": {"listChanged": False}}
     assert result["resultType"] == "complete"
 
