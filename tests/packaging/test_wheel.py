@@ -120,3 +120,9 @@ def test_the_installed_wheel_migrates_and_checks_a_database_away_from_the_checko
     ):
         done = run(installed, *step, dsn=empty_url)
         assert done.returncode == 0, (step, done.stdout, done.stderr)
+
+
+def test_the_installed_wheel_plays_the_scripted_demo(installed: Path) -> None:
+    done = run(installed, "demo", "--scripted", "--port", "0")
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "demo finished: every promise held" in done.stdout
