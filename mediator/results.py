@@ -12,6 +12,9 @@ from typing import Any
 
 from mediator.shaping import dumps
 
+# Without a known cap, the text repeats the data only up to this size (then a summary).
+TEXT_COPY_BYTES = 2048
+
 
 def _result(text: str, value: Any) -> dict[str, Any]:
     return {
@@ -36,9 +39,15 @@ def summary(value: Any) -> str:
     return "the result is in structuredContent"
 
 
-def ok_result(value: Any, max_bytes: int) -> dict[str, Any]:
-    """The CallToolResult for `value`, its JSON at most `max_bytes` long."""
-    whole = _result(dumps(value).decode(), value)
+def ok_result(value: Any, max_bytes: int | None) -> dict[str, Any]:
+    """The CallToolResult for `value`, its JSON at most `max_bytes` long.
+
+    `max_bytes=None` (the cap is enforced where the data was shaped, unknown here): the text is
+    the same JSON up to TEXT_COPY_BYTES, else the summary; nothing is trimmed."""
+    data = dumps(value).decode()
+    if max_bytes is None:
+        return _result(data if len(data) <= TEXT_COPY_BYTES else summary(value), value)
+    whole = _result(data, value)
     if _size(whole) <= max_bytes:
         return whole
     if isinstance(value, dict) and isinstance(value.get("items"), list):

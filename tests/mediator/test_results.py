@@ -81,3 +81,12 @@ def test_a_record_near_the_cap_drops_trailing_fields_and_names_them() -> None:
     assert result["structuredContent"]["_omitted"] == ["c"]
     assert result["structuredContent"]["b"] == "y" * 1500
     assert ok_result({"k": 1}, 2048)["content"][0]["text"] == '{"k":1}'
+
+
+def test_without_a_known_cap_only_small_data_is_repeated_as_text() -> None:
+    small = {"items": [{"a": 1}], "truncated": False}
+    assert ok_result(small, None)["content"][0]["text"] == '{"items":[{"a":1}],"truncated":false}'
+    big = {"items": [{"a": "x" * 100}] * 40, "truncated": False}
+    result = ok_result(big, None)
+    assert result["content"][0]["text"] == "40 rows; the rows are in structuredContent"
+    assert result["structuredContent"] == big
