@@ -40,8 +40,10 @@ app = typer.Typer(
 
 
 def alembic_config() -> Config:
-    """The project's Alembic configuration ([tool.alembic] in pyproject.toml)."""
-    return Config(toml_file=str(REPO / "pyproject.toml"))
+    """The project's Alembic configuration (the checkout's or the installed wheel's files)."""
+    from cli.schema_files import alembic_config as config
+
+    return config()
 
 
 def sqlalchemy_url(dsn: str) -> str:
@@ -127,7 +129,8 @@ def upgrade(
 
 
 @app.command(epilog=epilog("tenantgate db downgrade base --yes",
-                           "tenantgate db downgrade -1 --yes"))
+                           "tenantgate db downgrade -1 --yes"),
+             context_settings={"ignore_unknown_options": True})  # `-1` is a revision, not a flag
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision: an id, -1, or base.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,

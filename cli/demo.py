@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import secrets
+import shutil
+import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -33,12 +38,13 @@ DEMO_SCOPES = [s for s in ALL_SCOPES if s != "read:pii"]  # PII stays masked in 
 
 def _migrate(url: str) -> None:
     from alembic import command
-    from alembic.config import Config
+
+    from cli.schema_files import alembic_config
 
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     try:
-        command.upgrade(Config(toml_file=str(REPO / "pyproject.toml")), "head")
+        command.upgrade(alembic_config(), "head")
     finally:
         if previous is None:
             os.environ.pop("DATABASE_URL", None)
@@ -131,12 +137,22 @@ def setup(port: int) -> DemoEnv:
 
 
 def _free_port(preferred: int) -> int:
+    """`preferred` when it is free (0: any free port); a busy port is an error, never swapped."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", preferred))
         except OSError:
-            s.bind(("127.0.0.1", 0))
+            typer.echo(
+                f"tenantgate: port {preferred} on 127.0.0.1 is in use: stop what listens there, "
+                "or pass --port N (--port 0 picks a free one)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
         return int(s.getsockname()[1])
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `finally`: the database stops, files go
 
 
 def start_http_thread(settings: Settings) -> tuple[Any, threading.Thread]:
@@ -170,11 +186,19 @@ def demo(
             "--scripted", help="Play a narrated session with the SDK's client, then exit."
         ),
     ] = False,
-    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1.")] = 8765,
+    port: Annotated[
+        int, typer.Option(help="HTTP port on 127.0.0.1 (0: any free port; a busy one is an error).")
+    ] = 8765,
 ) -> None:
     """Start an embedded Postgres, seed two orgs, serve the mediator, print ready tokens."""
+    from mediator.logs import configure
+
+    configure(Settings().log_level, Settings().log_format)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the request lines are the news
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    chosen = _free_port(port)
     typer.echo("starting embedded PostgreSQL, migrating, seeding ...", err=True)
-    env = setup(_free_port(port))
+    env = setup(chosen)
     try:
         acme, beta = env.open("Acme"), env.open("Beta")
         if scripted:
@@ -189,23 +213,63 @@ def demo(
         from mediator.http import serve_http
 
         serve_http(env.settings)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: the same quiet cleanup as SIGTERM
     finally:
         env.server.stop()
+        shutil.rmtree(env.workdir, ignore_errors=True)
+        typer.echo("demo stopped: embedded PostgreSQL stopped, its files removed", err=True)
+
+
+def claude_desktop_config(env: DemoEnv, token: str) -> dict[str, Any]:
+    """The `mcpServers` entry that starts the mediator over stdio as one customer's session."""
+    s = env.settings
+    return {
+        "mcpServers": {
+            "tenantgate-demo-acme": {
+                "command": sys.executable,
+                "args": ["-m", "cli.serve", "--transport", "stdio"],
+                "env": {
+                    "TENANTGATE_DATABASE_URL": s.database_url.get_secret_value(),
+                    "TENANTGATE_ISSUER": s.issuer,
+                    "TENANTGATE_AUDIENCE": s.audience,
+                    "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(s.jwt_public_key_file),
+                    "TENANTGATE_TOKEN": token,
+                },
+            }
+        }
+    }
 
 
 def print_tokens(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> None:
     typer.echo(f"\ntenantgate mediator on {env.url} (Streamable HTTP, loopback only)\n")
+    typer.echo(
+        "Who is who: Northwind is an org (a SaaS vendor using tenantgate); Acme and Beta are two\n"
+        "of Northwind's customers (a second org, Globex, has a customer Gamma). Each token below\n"
+        "is a session a Northwind operator opened for ONE customer: the agent holding it reaches\n"
+        "that customer's rows and nothing else.\n"
+    )
     for name, s in (("Acme", acme), ("Beta", beta)):
-        typer.echo(f"token for customer {name} (valid 1 hour):\n{s.token}\n")
+        typer.echo(f"token for Northwind's customer {name} (valid 1 hour):\n{s.token}\n")
     typer.echo(
         "connect a real MCP client (as Acme; swap in Beta's token to see the other customer):\n"
         f"  TOKEN={acme.token}\n"
-        f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
+        f"  npx -y @modelcontextprotocol/inspector@2 --cli {env.url} --transport http "
         '--method tools/list --header "Authorization: Bearer $TOKEN"\n'
-        f"  npx @modelcontextprotocol/inspector --cli {env.url} --transport http "
+        f"  npx -y @modelcontextprotocol/inspector@2 --cli {env.url} --transport http "
         "--method tools/call --tool-name account_health "
         '--header "Authorization: Bearer $TOKEN"\n'
-        "Ctrl-C stops the mediator and deletes the database."
+    )
+    typer.echo(
+        "Claude Desktop (stdio, as Acme): add to claude_desktop_config.json:\n"
+        + json.dumps(claude_desktop_config(env, acme.token), indent=2)
+        + "\n"
+    )
+    typer.echo(
+        "operator connection (tenantgate_admin: approvals, audit), e.g.\n"
+        f"  tenantgate approvals list Northwind --dsn '{env.dsn('tenantgate_admin')}'\n"
+        f"  tenantgate audit verify --dsn '{env.dsn('tenantgate_admin')}'\n"
+        "Ctrl-C (or SIGTERM) stops the mediator and deletes the database."
     )
 
 

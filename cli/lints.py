@@ -12,7 +12,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-LINTS_DIR = Path(__file__).resolve().parent.parent / "sql" / "lints"
+from cli.schema_files import schema_root
+
+LINTS_DIR = schema_root() / "sql" / "lints"
 _NAME = re.compile(r"^(\d{2})_([a-z0-9_]+)\.sql$")
 
 

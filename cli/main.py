@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -10,6 +12,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold DSNs with passwords
 )
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenantgate {version('tenantgate')}")  # the installed package's metadata
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the installed version and exit."),
+    ] = False,
+) -> None:
+    pass
+
 
 from cli.serve import serve  # noqa: E402
 
@@ -45,7 +68,8 @@ app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
 app.add_typer(customer_secrets.app, name="secrets")
 app.info.epilog = (
-    "Exit codes: 0 ok; 1 findings or failure; 2 usage. Connect with --dsn, $TENANTGATE_DSN or "
+    "Exit codes: 0 ok; 1 findings or failure; 2 usage; 3 (serve) database unreachable or "
+    "credentials refused; 4 (serve) unsafe database role. Connect with --dsn, $TENANTGATE_DSN or "
     "$DATABASE_URL. Add --json for scripts. Walkthroughs: docs/cli.md."
 )
 

@@ -30,11 +30,7 @@ def serve(
 ) -> None:
     """Serve MCP tools for one customer per session; settings come from TENANTGATE_* variables."""
     # logs go to stderr: over stdio, stdout carries the protocol
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     for name, value in (("HTTP_HOST", host), ("HTTP_PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"TENANTGATE_{name}"] = str(value)  # worker processes read the env too
@@ -43,18 +39,30 @@ def serve(
     except Exception as exc:  # pydantic's message names the variable, never its value
         typer.echo(f"tenantgate: bad settings: {exc}", err=True)
         raise typer.Exit(1) from None
+    from mediator.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     if not settings.database_url.get_secret_value():
         typer.echo(
             "tenantgate: set TENANTGATE_DATABASE_URL (the tenantgate_mediator role)", err=True
         )
         raise typer.Exit(1)
+    import httpx
+
     try:
         from mediator.tokens import TokenVerifier
 
         TokenVerifier(settings)  # fail now, with a clear message, on a missing or bad key
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, httpx.HTTPError) as exc:
         typer.echo(f"tenantgate: token verification is not configured: {exc}", err=True)
         raise typer.Exit(1) from None
+    from cli.preflight import StartupError, check
+
+    try:
+        check(settings.database_url.get_secret_value())
+    except StartupError as exc:
+        typer.echo(f"tenantgate: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
     harden()
     if transport is Transport.stdio:
         from mediator.stdio import serve_stdio

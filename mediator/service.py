@@ -11,8 +11,8 @@ from psycopg_pool import AsyncConnectionPool
 from mediator import errors as E
 from mediator.db import make_pool
 from mediator.gate import Approver, Gate
+from mediator.results import ok_result
 from mediator.settings import Settings
-from mediator.shaping import dumps
 from mediator.tokens import Claims, TokenVerifier
 
 logger = logging.getLogger("tenantgate.mediator")
@@ -25,14 +25,6 @@ REQUEST_KEY_META = "dev.tenantgate/request-id"
 
 def error_result(message: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": message}], "isError": True}
-
-
-def ok_result(value: Any) -> dict[str, Any]:
-    return {
-        "content": [{"type": "text", "text": dumps(value).decode()}],
-        "structuredContent": value,
-        "isError": False,
-    }
 
 
 class Mediator:
@@ -110,4 +102,4 @@ class Mediator:
         except Exception:
             logger.exception("tool call failed: tool=%s", name)
             return error_result("internal error")
-        return ok_result(value)
+        return ok_result(value, self.settings.max_bytes)

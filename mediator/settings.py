@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     leeway_seconds: int = Field(default=30, ge=0, le=300)
     max_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     token: SecretStr | None = None  # stdio: the host starts the server with its token
+    jwks_max_age_seconds: int = Field(default=3600, ge=60, le=86400)  # refetch a JWKS this old
+    # an unknown kid refetches the JWKS, at most this often
+    jwks_min_refetch_seconds: int = Field(default=30, ge=1, le=3600)
 
     # http
     http_host: str = "127.0.0.1"
@@ -44,6 +47,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     workers: int = Field(default=1, ge=1, le=64)
 
+    # logs (stderr): one line per HTTP request, never a token, secret or argument value
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
     # Per-call limits (rate, rows, bytes), cost, scope and approval are not settings: the database
     # reads them from the catalog (tenantgate.tools) and the tool definitions, never from us.
 
@@ -52,6 +59,15 @@ class Settings(BaseSettings):
     def _none_words(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):
             return None
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _log_words(cls, value: object) -> object:
+        if isinstance(value, str):
+            word = value.strip()
+            levels = ("debug", "info", "warning", "error")
+            return word.upper() if word.lower() in levels else word.lower()
         return value
 
     @property

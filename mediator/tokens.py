@@ -70,6 +70,12 @@ class TokenVerifier:
         self.max_lifetime = settings.max_token_lifetime_seconds
         self._keys: dict[str | None, Any] = {}
         self._hs_secret: bytes | None = None
+        self._jwks_url = settings.jwks_url
+        self._jwks_max_age = settings.jwks_max_age_seconds
+        self._jwks_min_refetch = settings.jwks_min_refetch_seconds
+        self._jwks_keys: dict[str | None, Any] = {}
+        self._jwks_fetched_at = 0.0  # last success
+        self._jwks_tried_at = 0.0  # last attempt, success or not
         algs = set(settings.jwt_algorithms)
         if settings.dev_hs256_secret is not None:
             secret = settings.dev_hs256_secret.get_secret_value().encode()
@@ -89,28 +95,50 @@ class TokenVerifier:
             self._keys[None] = _load_public_pem(settings.jwt_public_key_file.read_bytes())
         if settings.jwks_file is not None:
             self._load_jwks(json.loads(settings.jwks_file.read_text()))
-        if settings.jwks_url is not None:
-            import httpx
-
-            resp = httpx.get(settings.jwks_url, timeout=10)
-            resp.raise_for_status()
-            self._load_jwks(resp.json())
-        if not self._keys:
+        if self._jwks_url is not None:
+            self._jwks_keys = self._fetch_jwks()  # at start a failure is fatal: raises
+        if not self._keys and not self._jwks_keys:
             raise ValueError("no verification key: set TENANTGATE_JWT_PUBLIC_KEY_FILE or JWKS")
 
     def _load_jwks(self, doc: dict[str, Any]) -> None:
-        for jwk in jwt.PyJWKSet.from_dict(doc).keys:
-            if jwk.key_type == "oct":
-                continue  # a symmetric key in a JWKS would re-open HS/ES confusion
-            self._keys[jwk.key_id] = jwk.key
+        self._keys.update(_jwks_keys(doc))
+
+    def _fetch_jwks(self) -> dict[str | None, Any]:
+        """GET the JWKS now (short timeout, no redirects); its usable keys by kid."""
+        import httpx
+
+        self._jwks_tried_at = time.monotonic()
+        assert self._jwks_url is not None
+        resp = httpx.get(self._jwks_url, timeout=5, follow_redirects=False)
+        resp.raise_for_status()
+        keys = _jwks_keys(resp.json())
+        self._jwks_fetched_at = time.monotonic()
+        return keys
+
+    def _refresh_jwks(self, kid: str | None) -> None:
+        """Refetch when the cached set is older than the max age, or on an unknown kid at most
+        once per min-refetch interval (a stream of made-up kids cannot hammer the provider).
+        A failed refetch keeps the cached keys and logs one line."""
+        if self._jwks_url is None:
+            return
+        now = time.monotonic()
+        stale = now - self._jwks_fetched_at >= self._jwks_max_age
+        unknown = kid not in self._jwks_keys and kid not in self._keys
+        if not (stale or unknown) or now - self._jwks_tried_at < self._jwks_min_refetch:
+            return
+        try:
+            self._jwks_keys = self._fetch_jwks()
+            logger.info("jwks refreshed: %d keys", len(self._jwks_keys))
+        except Exception as exc:
+            logger.warning("jwks refresh failed, keeping cached keys: %s", type(exc).__name__)
 
     def _key_for(self, header: dict[str, Any]) -> Any:
         if self._hs_secret is not None:
             return self._hs_secret
         kid = header.get("kid")
-        key = self._keys.get(kid) or (
-            self._keys.get(None) if kid is None or len(self._keys) == 1 else None
-        )
+        self._refresh_jwks(kid)
+        keys = {**self._keys, **self._jwks_keys}
+        key = keys.get(kid) or (keys.get(None) if kid is None or len(keys) == 1 else None)
         if key is None:
             raise TokenError()
         return key
@@ -175,6 +203,15 @@ class TokenVerifier:
             jti=jti,
             expires_at=exp,
         )
+
+
+def _jwks_keys(doc: dict[str, Any]) -> dict[str | None, Any]:
+    keys: dict[str | None, Any] = {}
+    for jwk in jwt.PyJWKSet.from_dict(doc).keys:
+        if jwk.key_type == "oct":
+            continue  # a symmetric key in a JWKS would re-open HS/ES confusion
+        keys[jwk.key_id] = jwk.key
+    return keys
 
 
 def _load_public_pem(pem: bytes) -> Any:

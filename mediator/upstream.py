@@ -37,6 +37,7 @@ import asyncio
 import ipaddress
 import json
 import ssl
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ import httpx
 
 from mediator.egress import DEFAULT_PORTS as _DEFAULT_PORTS
 from mediator.egress import EgressPolicy, EgressRule
+from mediator import observe
 from mediator.keys import Secret
 from mediator.pinning import PinnedURL, ResolveError, Resolver, pinned, resolve, system_resolver
 from mediator.scrubbing import REDACTED, scrub
@@ -260,9 +262,14 @@ class UpstreamClient:
         params: Params | None = None,
     ) -> dict[str, Any]:
         """GET ``path`` with the customer's key; the JSON object answered, scrubbed of the key."""
+        started = time.perf_counter()
         try:
-            return await self._call(target, key, path, params)
+            answer = await self._call(target, key, path, params)
+            observe.upstream_done("ok", started)
+            return answer
         except UpstreamError as exc:
+            outcome = "denied" if isinstance(exc, EgressDeniedError) else "error"
+            observe.upstream_done(outcome, started)
             failure = exc.with_message(scrub(str(exc), key))
         raise failure  # raised outside the except block: no chained context to hold the request
 
