@@ -27,6 +27,7 @@ import orjson
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from mediator.tools import default_registry
 from psycopg import sql
 from pydantic import SecretStr
 
@@ -37,7 +38,6 @@ from mediator.gate import Gate
 from mediator.sessions import SessionManager
 from mediator.settings import Settings
 from mediator.tokens import TokenSigner, TokenVerifier
-from mediator.tools import default_registry
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = "list_tickets"

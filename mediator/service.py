@@ -102,4 +102,4 @@ class Mediator:
         except Exception:
             logger.exception("tool call failed: tool=%s", name)
             return error_result("internal error")
-        return ok_result(value, self.settings.max_bytes)
+        return ok_result(value, self.settings.max_result_bytes)

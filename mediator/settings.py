@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Per-call limits (rate, rows, bytes), cost, scope and approval are not settings: the database
     # reads them from the catalog (tenantgate.tools) and the tool definitions, never from us.
+    # This only decides when a result's text content shrinks to a one-line summary so that data
+    # and text together stay under it (mediator/results.py); the data was capped by the database.
+    max_result_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     @field_validator("prepare_threshold", mode="before")
     @classmethod

@@ -46,9 +46,9 @@ from typing import Any, Final
 
 import httpx
 
+from mediator import observe
 from mediator.egress import DEFAULT_PORTS as _DEFAULT_PORTS
 from mediator.egress import EgressPolicy, EgressRule
-from mediator import observe
 from mediator.keys import Secret
 from mediator.pinning import PinnedURL, ResolveError, Resolver, pinned, resolve, system_resolver
 from mediator.scrubbing import REDACTED, scrub

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"max_bytes": CAP})
+    return settings.model_copy(update={"max_result_bytes": CAP})
 
 
 @pytest.fixture
@@ -31,6 +31,12 @@ def many_tickets(database: Any, world: Any) -> None:
                 "insert into demo.tickets (org_id, customer_id, subject) values (%s, %s, %s)",
                 (world.northwind.org_id, acme, f"ticket number {i:03d} about a long subject line"),
             )
+        # the database caps the data (the tool's max_bytes); the text must fit beside it
+        conn.execute(
+            "update tenantgate.tool_definitions set max_bytes = %s"
+            " where tool_name = 'list_tickets'",
+            (CAP - 512,),
+        )
         conn.commit()
 
 

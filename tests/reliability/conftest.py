@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from mediator.tools import default_registry
 
 from mediator.db import load_policy, make_pool
 from mediator.demo_data import ALL_SCOPES, World, seed
@@ -15,7 +16,6 @@ from mediator.gate import Gate
 from mediator.sessions import OpenedSession, SessionManager
 from mediator.settings import Settings
 from mediator.tokens import Claims, TokenSigner, TokenVerifier
-from mediator.tools import default_registry
 from tests.pg import TestDatabase
 
 ISSUER = "https://backend.reliability.test"

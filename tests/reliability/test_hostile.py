@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
+from mediator.tools import default_registry
 
 from mediator import errors as E
 from mediator.demo_data import World, seed
@@ -34,7 +35,6 @@ from mediator.http import HttpApp
 from mediator.service import REQUEST_KEY_META, Mediator
 from mediator.sessions import OpenedSession, SessionManager
 from mediator.tokens import REQUIRED, Claims, TokenSigner
-from mediator.tools import default_registry
 from tests.pg import DatabaseFactory
 from tests.reliability._checks import foreign_rows
 from tests.reliability.conftest import make_settings
