@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     # tokens
     issuer: str = "tenantgate"
+    # RFC 9728: the authorization server hosts are sent to (a URL, checked at start)
+    authorization_server: str | None = None
+    required_scopes: list[str] = []  # every token needs these; else 403 insufficient_scope
     audience: str = "http://127.0.0.1:8765/mcp"
     jwt_algorithms: list[Literal["ES256", "EdDSA", "HS256"]] = ["ES256", "EdDSA"]
     jwt_public_key_file: Path | None = None
@@ -55,6 +58,18 @@ class Settings(BaseSettings):
     def _none_words(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):
             return None
+        return value
+
+    @field_validator("authorization_server")
+    @classmethod
+    def _authorization_server_is_url(cls, value: str | None) -> str | None:
+        from mediator.discovery import is_http_url
+
+        if value is not None and not is_http_url(value):
+            raise ValueError(
+                "TENANTGATE_AUTHORIZATION_SERVER must be the authorization server's URL, "
+                "e.g. https://auth.example.com (no query, no fragment)"
+            )
         return value
 
     @property
