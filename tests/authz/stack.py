@@ -92,7 +92,7 @@ def parse_form(html: str) -> Form:
 
 
 class Browser:
-    """Cookies, redirects followed by hand, forms read from the HTML: what a person's browser does."""
+    """Cookies, redirects followed by hand, forms read from the HTML, as a browser would."""
 
     def __init__(self) -> None:
         self.http = httpx.Client(follow_redirects=False, timeout=20)
@@ -133,7 +133,8 @@ class Browser:
         page = self.login(self.http.get(authorize_url), email, redirect_uri)
         if isinstance(page, str):
             return page
-        assert "Connect an AI host" in page.text, page.text[-600:]
+        if "Connect an AI host" not in page.text:
+            return f"page:{page.status_code}:{page.text}"
         form = parse_form(page.text)
         data: dict[str, Any] = dict(form.fields)
         data["customer"] = (tamper or {}).get("customer", form.radios.get(customer, ""))
