@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,14 +25,18 @@ from tests.authz.stack import (
 from tests.pg import TestDatabase
 
 
-@pytest.fixture
-def stack(
-    database: TestDatabase, es_key: ec.EllipticCurvePrivateKey, public_pem_file: Path
+@contextmanager
+def running_stack(
+    database: TestDatabase,
+    es_key: ec.EllipticCurvePrivateKey,
+    public_pem_file: Path,
+    **authz_settings: Any,
 ) -> Iterator[Stack]:
     world = seed(database.superuser_dsn)
     as_sock, mcp_sock = bound_socket(), bound_socket()
     as_port, mcp_port = as_sock.getsockname()[1], mcp_sock.getsockname()[1]
-    settings = make_stack_settings(as_port, mcp_port, database.session_manager_dsn)
+    settings = make_stack_settings(as_port, mcp_port, database.session_manager_dsn,
+                                   **authz_settings)
     signer = TokenSigner(
         issuer=settings.issuer, audience=settings.resource, private_key=es_key, algorithm="ES256"
     )
@@ -48,6 +54,14 @@ def stack(
     )
     with serve(server.app(), as_sock), serve(HttpApp(mediator_settings), mcp_sock):
         yield Stack(settings.resource, settings.issuer, world, server, signer, mediator_settings)
+
+
+@pytest.fixture
+def stack(
+    database: TestDatabase, es_key: ec.EllipticCurvePrivateKey, public_pem_file: Path
+) -> Iterator[Stack]:
+    with running_stack(database, es_key, public_pem_file) as s:
+        yield s
 
 
 @pytest.fixture

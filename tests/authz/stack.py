@@ -32,9 +32,9 @@ def bound_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(app: Any, sock: socket.socket) -> Iterator[None]:
+def serve(app: Any, sock: socket.socket, **options: Any) -> Iterator[None]:
     config = uvicorn.Config(
-        app, lifespan="on", log_level="warning", access_log=False, loop="asyncio"
+        app, lifespan="on", log_level="warning", access_log=False, loop="asyncio", **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

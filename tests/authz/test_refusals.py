@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import psycopg
 import pytest
 
 from authz.cimd import ClientDocumentError, DocumentFetcher, address_allowed
