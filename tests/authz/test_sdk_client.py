@@ -105,7 +105,8 @@ async def _journey(stack: Stack, provider: OAuthClientProvider, storage: MemoryS
         assert [t["subject"] for t in result.structured_content["items"]] == ["Acme: login fails"]
         assert person.visits == 1
         first = storage.tokens
-        assert first is not None and first.refresh_token
+        assert first is not None
+        assert first.refresh_token
         provider.context.token_expiry_time = time.time() - 1  # the host thinks it expired
         result = await client.call_tool("list_tickets", {})
         assert not result.is_error
@@ -125,7 +126,8 @@ async def _journey(stack: Stack, provider: OAuthClientProvider, storage: MemoryS
 async def test_sdk_client_with_dynamic_registration_goes_the_whole_way(stack: Stack) -> None:
     person, storage = Person(), MemoryStorage()
     await _journey(stack, _provider(stack, person, storage), storage, person)
-    assert storage.client is not None and storage.client.client_id.startswith("tgc_")
+    assert storage.client is not None
+    assert storage.client.client_id.startswith("tgc_")
 
 
 @pytest.fixture
@@ -160,4 +162,5 @@ async def test_sdk_client_with_a_client_id_metadata_document_goes_the_whole_way(
     stack, url = cimd_stack
     person, storage = Person(), MemoryStorage()
     await _journey(stack, _provider(stack, person, storage, metadata_url=url), storage, person)
-    assert storage.client is not None and storage.client.client_id == url
+    assert storage.client is not None
+    assert storage.client.client_id == url
