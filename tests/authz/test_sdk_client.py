@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
@@ -17,80 +16,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import (
-    AuthorizationCodeResult,
-    OAuthClientInformationFull,
-    OAuthClientMetadata,
-    OAuthToken,
-)
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.authz.conftest import running_stack
-from tests.authz.stack import Browser, Stack, bound_socket, query, serve
+from tests.authz.sdk import MemoryStorage, Person, provider_for
+from tests.authz.stack import Stack, bound_socket, serve
 from tests.authz.tls import localhost_cert
 from tests.pg import TestDatabase
 
 pytestmark = pytest.mark.anyio
 
 REDIRECT = "http://127.0.0.1:9/oauth/callback"
-
-
-class MemoryStorage:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
-class Person:
-    """Plays the human: opens the authorization URL, logs in, picks Acme, allows."""
-
-    def __init__(self) -> None:
-        self.browser = Browser()
-        self.back: str = ""
-        self.visits = 0
-
-    async def redirect_handler(self, url: str) -> None:
-        self.visits += 1
-        self.back = await anyio.to_thread.run_sync(
-            lambda: self.browser.consent(url, REDIRECT, customer="Acme")
-        )
-
-    async def callback_handler(self) -> AuthorizationCodeResult:
-        q = query(self.back)
-        assert "code" in q, self.back[:300]
-        return AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss"))
-
-
-def _provider(stack: Stack, person: Person, storage: MemoryStorage,
-              metadata_url: str | None = None) -> OAuthClientProvider:
-    return OAuthClientProvider(
-        server_url=stack.mcp_url,
-        client_metadata=OAuthClientMetadata(
-            client_name="sdk test host",
-            redirect_uris=[REDIRECT],  # type: ignore[list-item]
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=storage,
-        redirect_handler=person.redirect_handler,
-        callback_handler=person.callback_handler,
-        client_metadata_url=metadata_url,
-    )
 
 
 async def _journey(stack: Stack, provider: OAuthClientProvider, storage: MemoryStorage,
@@ -125,7 +63,7 @@ async def _journey(stack: Stack, provider: OAuthClientProvider, storage: MemoryS
 
 async def test_sdk_client_with_dynamic_registration_goes_the_whole_way(stack: Stack) -> None:
     person, storage = Person(), MemoryStorage()
-    await _journey(stack, _provider(stack, person, storage), storage, person)
+    await _journey(stack, provider_for(stack.mcp_url, person, storage), storage, person)
     assert storage.client is not None
     assert storage.client.client_id.startswith("tgc_")
 
@@ -161,6 +99,7 @@ async def test_sdk_client_with_a_client_id_metadata_document_goes_the_whole_way(
 ) -> None:
     stack, url = cimd_stack
     person, storage = Person(), MemoryStorage()
-    await _journey(stack, _provider(stack, person, storage, metadata_url=url), storage, person)
+    provider = provider_for(stack.mcp_url, person, storage, metadata_url=url)
+    await _journey(stack, provider, storage, person)
     assert storage.client is not None
     assert storage.client.client_id == url
