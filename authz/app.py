@@ -361,9 +361,7 @@ class AuthzServer:
             return RedirectResponse(f"{self.issuer}/login?next=/consent", status_code=303)
         choices = await self.store.choices(login["org_id"], login["operator_id"])
         if request.method == "GET":
-            offered = sorted({s for c in choices for s in c.scopes})
-            if req["scopes"]:
-                offered = [s for s in offered if s in req["scopes"]]
+            offered = sorted(_offered({s for c in choices for s in c.scopes}, req["scopes"]))
             body = pages.consent_page(
                 client_name=req["client_name"],
                 client_id=req["client_id"],
@@ -395,7 +393,7 @@ class AuthzServer:
         if chosen is None:
             return _html(pages.error_page("Customer not found.",
                                           "Pick one of the customers listed."), 404)
-        allowed = set(chosen.scopes) & (set(req["scopes"]) or set(chosen.scopes))
+        allowed = _offered(set(chosen.scopes), req["scopes"])
         scopes = sorted({str(s) for s in form.getlist("scope")} & allowed)
         if not scopes:
             return _html(pages.error_page("Pick at least one scope."), 400)
@@ -434,6 +432,13 @@ class AuthzServer:
         resp = await self.approvals(request, notice)
         resp.status_code = 200 if ok else 404
         return resp
+
+
+def _offered(available: set[str], requested: list[str]) -> set[str]:
+    """The requested scopes this connector knows; all of its scopes when the host asked for none
+    of them (hosts often ask for `openid email profile`). The operator narrows on the page."""
+    known = available & set(requested)
+    return known or available
 
 
 def _reg_error(code: str, description: str) -> Response:
