@@ -72,7 +72,8 @@ class AuthzServer:
         self.settings = settings
         self.issuer = settings.issuer
         self.signer = signer
-        self.cookies = Signer(cookie_key)
+        configured = settings.cookie_key.get_secret_value().encode() if settings.cookie_key else None
+        self.cookies = Signer(cookie_key or configured)
         self.dev_idp = dev_idp
         self.store = Store(settings.database_url.get_secret_value())
         self.http = httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False)

@@ -52,6 +52,10 @@ class AuthzSettings(BaseSettings):
     cimd_allow_loopback: bool = False
     cimd_ca_file: Path | None = None
 
+    # HMAC key of login cookies and CSRF tokens (>= 32 characters); random per process if unset,
+    # so set it when several replicas serve one issuer
+    cookie_key: SecretStr | None = None
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8766, ge=0, le=65535)
 
@@ -66,6 +70,8 @@ class AuthzSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _idp(self) -> AuthzSettings:
+        if self.cookie_key is not None and len(self.cookie_key.get_secret_value()) < 32:
+            raise ValueError("TENANTGATE_AUTHZ_COOKIE_KEY must be at least 32 characters")
         if self.idp_issuer and not is_http_url(self.idp_issuer):
             raise ValueError("TENANTGATE_AUTHZ_IDP_ISSUER must be the identity provider's URL")
         return self
