@@ -72,8 +72,8 @@ class AuthzServer:
         self.settings = settings
         self.issuer = settings.issuer
         self.signer = signer
-        configured = settings.cookie_key.get_secret_value().encode() if settings.cookie_key else None
-        self.cookies = Signer(cookie_key or configured)
+        key = settings.cookie_key
+        self.cookies = Signer(cookie_key or (key.get_secret_value().encode() if key else None))
         self.dev_idp = dev_idp
         self.store = Store(settings.database_url.get_secret_value())
         self.http = httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False)
