@@ -78,7 +78,7 @@ def test_mcp_remote_gets_a_token_through_the_browser_flow_and_calls_a_tool(
     port = _free_port()
     env = {**os.environ, "HOME": str(tmp_path), "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "auth"),
            "BROWSER": "true", "DISPLAY": "", "npm_config_yes": "true",
-           "npm_config_cache": os.environ.get("npm_config_cache", str(Path.home() / ".npm"))}
+           "npm_config_cache": os.environ.get("NPM_CONFIG_CACHE", str(Path.home() / ".npm"))}
     proc = subprocess.Popen(
         [NPX, "-y", MCP_REMOTE, stack.mcp_url, str(port), "--transport", "http-only"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

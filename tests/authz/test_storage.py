@@ -1,4 +1,4 @@
-"""What the database keeps of codes and refresh tokens, who may read it, and how long tokens live."""
+"""What the database keeps of codes and refresh tokens, who reads it, how long tokens live."""
 
 from __future__ import annotations
 
