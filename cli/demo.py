@@ -74,6 +74,7 @@ class DemoEnv:
             database_url=SecretStr(self.dsn("tenantgate_mediator")),
             issuer=self.authz_url,
             authorization_server=self.authz_url,
+            scopes_supported=DEMO_SCOPES,
             audience=self.url,
             jwt_public_key_file=pub,
             http_port=port,

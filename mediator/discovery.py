@@ -60,8 +60,9 @@ def resource_metadata(settings: Settings) -> bytes:
     servers = authorization_servers(settings)
     if servers:
         doc["authorization_servers"] = servers
-    if settings.required_scopes:
-        doc["scopes_supported"] = list(settings.required_scopes)
+    scopes = list(dict.fromkeys([*settings.scopes_supported, *settings.required_scopes]))
+    if scopes:
+        doc["scopes_supported"] = scopes
     return orjson.dumps(doc)
 
 
@@ -74,8 +75,9 @@ class Challenges:
 
     def __init__(self, settings: Settings) -> None:
         meta = _quoted(metadata_url(settings.audience))
-        scope = _quoted(" ".join(settings.required_scopes))
-        scope_part = f', scope="{scope}"' if scope else ""
+        wanted = _quoted(" ".join(settings.required_scopes or settings.scopes_supported))
+        scope_part = f', scope="{wanted}"' if wanted else ""
+        needed = _quoted(" ".join(settings.required_scopes))
         self.missing = f'Bearer resource_metadata="{meta}"{scope_part}'.encode()
         self.invalid = (
             'Bearer error="invalid_token", error_description="token missing or invalid", '
@@ -83,7 +85,7 @@ class Challenges:
         ).encode()
         self.insufficient = (
             'Bearer error="insufficient_scope", error_description="this token lacks a scope", '
-            f'resource_metadata="{meta}"{scope_part}'
+            f'resource_metadata="{meta}", scope="{needed}"'
         ).encode()
 
     def for_request(self, authorization: bytes | None) -> bytes:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     # RFC 9728: the authorization server hosts are sent to (a URL, checked at start)
     authorization_server: str | None = None
     required_scopes: list[str] = []  # every token needs these; else 403 insufficient_scope
+    scopes_supported: list[str] = []  # named in the metadata and in the 401 challenge's scope
     audience: str = "http://127.0.0.1:8765/mcp"
     jwt_algorithms: list[Literal["ES256", "EdDSA", "HS256"]] = ["ES256", "EdDSA"]
     jwt_public_key_file: Path | None = None

@@ -132,3 +132,13 @@ def test_metadata_omits_an_authorization_server_that_is_no_url() -> None:
     assert authorization_servers(Settings(issuer="tenantgate-demo")) == []
     assert authorization_servers(Settings(issuer="https://as.example")) == ["https://as.example"]
     assert Challenges.lacks_scope(frozenset({"a"}), frozenset({"b"}))
+
+
+def test_the_challenge_names_the_scopes_the_mediator_offers() -> None:
+    settings = Settings(audience="http://127.0.0.1:1/mcp", scopes_supported=["read:tickets"])
+    c = Challenges(settings)
+    assert c.for_request(None) == (
+        b'Bearer resource_metadata="http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp"'
+        b', scope="read:tickets"'
+    )
+    assert b'error="invalid_token"' in c.for_request(b"Bearer x")

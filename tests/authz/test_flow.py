@@ -99,3 +99,18 @@ def test_revocation_ends_the_session(stack: Stack, browser: Browser) -> None:
     refreshed = token(stack, grant_type="refresh_token", refresh_token=body["refresh_token"],
                       client_id=client_id)
     assert refreshed.status_code == 400
+
+
+def test_revoking_the_access_token_ends_the_session_but_only_for_its_own_client(
+    stack: Stack, browser: Browser
+) -> None:
+    client_id, other = register(stack), register(stack)
+    code, verifier = get_code(stack, browser, client_id)
+    body = redeem(stack, client_id, code, verifier).json()
+    r = httpx.post(f"{stack.as_url}/revoke", data={"token": body["access_token"],
+                                                    "client_id": other})
+    assert r.status_code == 200
+    assert works(stack, body["access_token"])
+    httpx.post(f"{stack.as_url}/revoke", data={"token": body["access_token"],
+                                               "client_id": client_id})
+    assert refused(stack, body["access_token"])
