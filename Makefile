@@ -25,7 +25,7 @@ test-pg15: $(STAMP) ## run the test suite on the system's PostgreSQL (Debian 15)
 	TENANTGATE_TEST_PG=system $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check mediator cli tests bench migrations
+	$(BIN)/ruff check mediator cli authz tests bench migrations
 	$(BIN)/mypy
 
 demo: $(STAMP) ## the main job: embedded PostgreSQL + seeded tenants + the MCP mediator over HTTP

@@ -74,9 +74,13 @@ class DemoEnv:
             )
         )
         self.url = f"http://127.0.0.1:{port}/mcp"
+        self.key = key  # the authorization server signs with it; the mediator has the public key
+        self.authz_url = f"http://127.0.0.1:{_free_port(port + 1)}"  # issuer of every token
         self.settings = Settings(
             database_url=SecretStr(self.dsn("tenantgate_mediator")),
-            issuer="tenantgate-demo",
+            issuer=self.authz_url,
+            authorization_server=self.authz_url,
+            scopes_supported=DEMO_SCOPES,
             audience=self.url,
             jwt_public_key_file=pub,
             http_port=port,
@@ -84,7 +88,7 @@ class DemoEnv:
             pool_max_size=8,
         )
         self.signer = TokenSigner(
-            issuer="tenantgate-demo", audience=self.url, private_key=key, algorithm="ES256"
+            issuer=self.authz_url, audience=self.url, private_key=key, algorithm="ES256"
         )
         self.sessions = SessionManager(self.dsn("tenantgate_session_manager"), self.signer)
 
@@ -210,6 +214,10 @@ def demo(
                 thread.join(10)
             raise typer.Exit(0 if ok else 1)
         print_tokens(env, acme, beta)
+        from cli.demo_authz import print_connect, start_authz
+
+        start_authz(env)
+        print_connect(env)
         from mediator.http import serve_http
 
         serve_http(env.settings)

@@ -42,6 +42,10 @@ from cli.demo import demo  # noqa: E402
 
 app.command("demo")(demo)
 
+from cli.authz import authz  # noqa: E402
+
+app.command("authz")(authz)
+
 from cli import (  # noqa: E402
     approvals,
     audit,

@@ -23,6 +23,7 @@ import orjson
 from mediator import errors as E
 from mediator import observe
 from mediator import protocol as P
+from mediator.discovery import METADATA_PREFIX, Challenges, resource_metadata
 from mediator.service import (
     PROTOCOL_VERSIONS,
     SERVER_NAME,
@@ -47,7 +48,6 @@ LOOPBACK_ORIGINS = (
     "http://localhost",
     "http://[::1]",
 )
-METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 JSON = b"application/json"
 PROBES = ("/healthz", "/readyz", "/metrics")
 
@@ -76,19 +76,9 @@ class HttpApp:
         self.allowed_hosts = _patterns(tuple(settings.allowed_hosts) or LOOPBACK_HOSTS)
         self.allowed_origins = _patterns(tuple(settings.allowed_origins) or LOOPBACK_ORIGINS)
         self.max_bytes = settings.max_request_bytes
-        self.metadata = orjson.dumps(
-            {
-                "resource": settings.audience,
-                "authorization_servers": [settings.issuer],
-                "bearer_methods_supported": ["header"],
-                "resource_name": "tenantgate mediator",
-            }
-        )
-        self.metadata_url = _metadata_url(settings.audience)
-        self.challenge = (
-            'Bearer error="invalid_token", error_description="token missing or invalid", '
-            f'resource_metadata="{self.metadata_url}"'
-        ).encode()
+        self.metadata = resource_metadata(settings)
+        self.challenges = Challenges(settings)
+        self.required_scopes = frozenset(settings.required_scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -168,18 +158,12 @@ class HttpApp:
             return await _plain(send, 413, b"request too large")
         claims = self._claims(headers)
         if claims is None:
-            return await _plain(
-                send,
-                401,
-                b"unauthorized",
-                [
-                    (
-                        b"www-authenticate",
-                        self.challenge,
-                    )
-                ],
-            )
+            challenge = self.challenges.for_request(headers.get(b"authorization"))
+            return await _plain(send, 401, b"unauthorized", [(b"www-authenticate", challenge)])
         record.org = claims.org_id
+        if self.required_scopes and Challenges.lacks_scope(self.required_scopes, claims.scopes):
+            insufficient = [(b"www-authenticate", self.challenges.insufficient)]
+            return await _plain(send, 403, b"insufficient scope", insufficient)
         body = await _read_body(receive, self.max_bytes)
         if body is None:
             return await _plain(send, 413, b"request too large")
@@ -302,13 +286,6 @@ class HttpApp:
             if method == "tools/list":
                 result.update(ttlMs=0, cacheScope="private")
         return {"jsonrpc": "2.0", "id": msg_id, "result": result}
-
-
-def _metadata_url(resource: str) -> str:
-    scheme, _, rest = resource.partition("://")
-    authority, slash, path = rest.partition("/")
-    suffix = f"/{path}" if slash and path else ""
-    return f"{scheme}://{authority}{METADATA_PREFIX}{suffix}"
 
 
 def _patterns(patterns: tuple[str, ...]) -> re.Pattern[str]:

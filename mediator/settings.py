@@ -25,6 +25,10 @@ class Settings(BaseSettings):
 
     # tokens
     issuer: str = "tenantgate"
+    # RFC 9728: the authorization server hosts are sent to (a URL, checked at start)
+    authorization_server: str | None = None
+    required_scopes: list[str] = []  # every token needs these; else 403 insufficient_scope
+    scopes_supported: list[str] = []  # named in the metadata and in the 401 challenge's scope
     audience: str = "http://127.0.0.1:8765/mcp"
     jwt_algorithms: list[Literal["ES256", "EdDSA", "HS256"]] = ["ES256", "EdDSA"]
     jwt_public_key_file: Path | None = None
@@ -71,6 +75,18 @@ class Settings(BaseSettings):
             word = value.strip()
             levels = ("debug", "info", "warning", "error")
             return word.upper() if word.lower() in levels else word.lower()
+        return value
+
+    @field_validator("authorization_server")
+    @classmethod
+    def _authorization_server_is_url(cls, value: str | None) -> str | None:
+        from mediator.discovery import is_http_url
+
+        if value is not None and not is_http_url(value):
+            raise ValueError(
+                "TENANTGATE_AUTHORIZATION_SERVER must be the authorization server's URL, "
+                "e.g. https://auth.example.com (no query, no fragment)"
+            )
         return value
 
     @property

@@ -238,6 +238,10 @@ class TokenSigner:
         self.issuer, self.audience, self.algorithm, self.kid = issuer, audience, algorithm, kid
         self._key = private_key
 
+    def public_key(self) -> Any:
+        """The verification half (None for the development HS256 secret)."""
+        return self._key.public_key() if hasattr(self._key, "public_key") else None
+
     @classmethod
     def from_pem_file(
         cls,
