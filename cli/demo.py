@@ -213,14 +213,19 @@ def demo(
                 server.should_exit = True
                 thread.join(10)
             raise typer.Exit(0 if ok else 1)
-        print_tokens(env, acme, beta)
         from cli.demo_authz import print_connect, start_authz
 
-        start_authz(env)
-        print_connect(env)
-        from mediator.http import serve_http
-
-        serve_http(env.settings)
+        # Everything listens before anything is printed: a reader of the output can connect at once.
+        server, thread = start_http_thread(env.settings)
+        try:
+            start_authz(env)
+            print_tokens(env, acme, beta)
+            print_connect(env)
+            while thread.is_alive():
+                thread.join(0.5)
+        finally:
+            server.should_exit = True
+            thread.join(10)
     except KeyboardInterrupt:
         pass  # Ctrl-C: the same quiet cleanup as SIGTERM
     finally:
