@@ -259,10 +259,10 @@ async def _measure(h: Harness, smoke: bool) -> Result:
         verifier.verify(h.opened.token)
         t_verify.append(time.perf_counter() - t0)
     result.notes.append(
-        "bare (no RLS) is the template as one autocommit statement on an identical "
-        "pool connected as the superuser (the mediator role reads nothing without "
-        "a verified context); bare + context runs it on the mediator's own pool "
-        "in one pipelined transaction with the three settings"
+        "bare (no RLS) is the tool's statement as one autocommit statement on an identical "
+        "pool connected as the superuser (the mediator role has no privilege on enrolled "
+        "tables); bare + context runs it on that pool as tenantgate_tool under the table's "
+        "policy, in one pipelined transaction with the gate's settings"
     )
     result.notes.append(
         f"ES256 token verification without the cache: p50 "
