@@ -130,12 +130,17 @@ class BenchDatabase:
 
 
 def create_database(server: pgserver.RunningServer, prefix: str = "bench") -> BenchDatabase:
-    """Create and migrate a database, and give the tenantgate roles bench passwords."""
+    """Create and migrate a database, install the demo schema and tools, and give the
+    tenantgate roles bench passwords."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     auth = server.user + (f":{server.password}" if server.password else "")
     migrate(f"postgresql://{auth}@{server.host}:{server.port}/{name}")
+    from cli.demo_schema import install_demo  # the demo schema is not a migration any more
+
+    with psycopg.connect(server.dsn(name), autocommit=True) as conn:
+        install_demo(conn)
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         for role, password in PASSWORDS.items():
             conn.execute(

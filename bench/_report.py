@@ -98,7 +98,7 @@ def _plot(r: Result, folder: Path) -> Path | None:
         ax.plot(xs, [x["p99_ms"] for x in rows], marker="o", label="p99")
         ax.set_xscale("log")
         ax.set_xlabel("customer accounts")
-        ax.set_ylabel("ms per trust check")
+        ax.set_ylabel("ms per session check (list_tools)")
         ax.set_ylim(bottom=0)
         ax.legend()
     elif r.name == "scale_audit":

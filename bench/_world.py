@@ -50,10 +50,12 @@ def add_orgs(conn: psycopg.Connection[tuple[object, ...]], count: int, credits: 
     )
     for tool, scope, side, cost in CATALOG:
         conn.execute(
+            # rate limits out of the way: the benchmarks measure the gate, not its limiter
             "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope,"
-            " side_effect, credit_cost) select org_id, connector_id, %s, %s, %s, %s"
+            " side_effect, credit_cost, approval, rate_burst, rate_per_second)"
+            " select org_id, connector_id, %s, %s, %s, %s, %s, 1000000000, 1000000000"
             " from tenantgate.connectors on conflict do nothing",
-            (tool, scope, side, cost),
+            (tool, scope, side, cost, "operator" if side else "none"),
         )
     if credits:
         conn.execute(

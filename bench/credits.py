@@ -9,7 +9,9 @@ each), all hammering one balance row:
 * ``conditional UPDATE``: the same with ``where balance >= 1`` (never overspends, no ledger).
 * ``spend_credits``: tenantgate's function in a verified transaction (set the three settings,
   call it, commit; one pipelined round trip): claims the request id in the ledger, then takes the
-  credit. Idempotent per request id, never below zero.
+  credit. Idempotent per request id, never below zero. Since the gate (issue 9) it is the
+  owner's function, no longer the mediator's (``tenantgate.call_tool`` charges inline with the
+  conditional UPDATE and one ledger row), so all three run as the superuser here.
 
 Read ``attempts/s`` (higher is better) and the ratio ``spend_credits / unguarded UPDATE``: the
 price of the ledger, the idempotency key and the verified context. ``overspend`` must be 0 for
@@ -94,8 +96,6 @@ def measure(db: BenchDatabase, smoke: bool = False) -> Result:
         conn.execute("create schema bench")
         conn.execute("create table bench.balances (id int primary key, balance bigint not null)")
         conn.execute("insert into bench.balances values (1, %s), (2, %s)", (balance, balance))
-        conn.execute("grant usage on schema bench to tenantgate_mediator")
-        conn.execute("grant select, update on bench.balances to tenantgate_mediator")
 
     def unguarded(conn: psycopg.Connection[tuple[object, ...]], _key: str) -> bool:
         conn.execute("update bench.balances set balance = balance - 1 where id = 1")
@@ -130,7 +130,7 @@ def measure(db: BenchDatabase, smoke: bool = False) -> Result:
         ("conditional UPDATE", conditional),
         ("spend_credits", spend),
     ):
-        won, seconds = _hammer(db.mediator_dsn, spenders, attempts, attempt)
+        won, seconds = _hammer(db.superuser_dsn, spenders, attempts, attempt)
         with psycopg.connect(db.superuser_dsn, autocommit=True) as conn:
             if label == "spend_credits":
                 row = conn.execute(

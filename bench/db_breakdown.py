@@ -1,13 +1,11 @@
-"""Where an enforced call spends its database time: each per-turn statement timed on its own.
+"""Where an enforced call spends its database time: the gate's statements timed on their own.
 
-In one verified transaction per iteration (the three settings set first, on a mediator
-connection), each statement the gate's work is made of runs alone, one round trip each, for
-tenants spread over 32 orgs: the trust check, the rate-limit take, the idempotent credit spend,
-the audit append, the ``list_tickets`` read, and the commit. ``select 1`` gives the round-trip
-floor; ``minus_floor_ms`` is what the statement itself costs. Read it next to the gate
-overhead and the ``postgres_cpu_ms`` column of the end-to-end benchmark: the sum is roughly the
-database's share of every call. (The mediator pipelines these into 2 round trips and may fold
-some into one function; the per-statement work is the same.)
+Each tools/call is one statement of ``tenantgate.call_tool`` (session, catalog, arguments, rate
+limit, charge, the tool's function under RLS, shaping, audit) and each tools/list one of
+``tenantgate.list_tools``; both run on a mediator connection for tenants spread over 32 orgs,
+one transaction per iteration, one round trip each. ``select 1`` gives the round-trip floor;
+``minus_floor_ms`` is what the statement itself costs. Read it next to the gate overhead and the
+``postgres_cpu_ms`` column of the end-to-end benchmark.
 """
 
 from __future__ import annotations
@@ -27,36 +25,18 @@ from bench._common import (
 )
 from cli import pgserver
 
-SET_CONTEXT = (
-    "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"
-    " set_config('app.session_secret', %s, true)"
-)
 Params = Callable[[_world.Tenant, int], tuple[object, ...]]
 STATEMENTS: list[tuple[str, str, Params]] = [
     ("select 1 (round-trip floor)", "select 1", lambda t, i: ()),
-    ("set context (3 x set_config)", SET_CONTEXT, lambda t, i: (t.org_id, t.customer_id, t.secret)),
     (
-        "trust_check",
-        "select * from tenantgate.trust_check(%s, %s, %s, %s)",
-        lambda t, i: (t.org_id, t.connector_id, t.customer_id, t.secret),
-    ),
-    ("rate_take", "select tenantgate.rate_take('list_tickets', 100000, 100000)", lambda t, i: ()),
-    (
-        "spend_credits",
-        "select * from tenantgate.spend_credits(%s, 1, 'list_tickets')",
-        lambda t, i: (f"bd-{i}-{time.time_ns()}",),
+        "tenantgate.list_tools (tools/list)",
+        "select tenantgate.list_tools(%s, %s, %s)",
+        lambda t, i: (t.org_id, t.customer_id, t.secret),
     ),
     (
-        "append_audit",
-        "select * from tenantgate.append_audit(%s, 'list_tickets', 'allowed',"
-        ' \'{"args_sha256": "00"}\'::jsonb)',
-        lambda t, i: (f"bd-{i}",),
-    ),
-    (
-        "list_tickets read (RLS + WHERE)",
-        "select ticket_id, subject, status, priority, created_at, updated_at from demo.tickets"
-        " where org_id = %s and customer_id = %s order by ticket_id desc limit 21",
-        lambda t, i: (t.org_id, t.customer_id),
+        "tenantgate.call_tool list_tickets (tools/call, 20 rows)",
+        "select tenantgate.call_tool(%s, %s, %s, null, 'list_tickets', '{\"limit\": 20}')",
+        lambda t, i: (t.org_id, t.customer_id, t.secret),
     ),
 ]
 
@@ -80,7 +60,6 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         t = tenants[0]
         for label, query, params in STATEMENTS:  # keep what this schema version offers
             try:
-                conn.execute(SET_CONTEXT, (t.org_id, t.customer_id, t.secret))
                 conn.execute(query, params(t, -1)).fetchall()  # type: ignore[arg-type]
                 conn.commit()
                 usable.append((label, query, params))
@@ -90,7 +69,6 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         times = {label: [] for label, _, _ in usable} | {"commit": []}
         for i in range(iterations + 100):
             t = tenants[i % len(tenants)]
-            conn.execute(SET_CONTEXT, (t.org_id, t.customer_id, t.secret))
             for label, query, params in usable:
                 t0 = time.perf_counter()
                 conn.execute(query, params(t, i)).fetchall()  # type: ignore[arg-type]

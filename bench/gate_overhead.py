@@ -3,11 +3,13 @@
 Both run in one process on the same psycopg async pool, against the same seeded database:
 
 * **enforced**: ``Mediator.call_tool("list_tickets", {"limit": 20})`` with a verified token:
-  token check (signature verified once per token, time claims every call), trust check and
-  catalog, scope, input validation, rate limit, idempotent credit spend, the template under RLS
-  in one transaction with the verified context, its audit row, output shaping and JSON encoding.
-* **bare**: the very same ``list_tickets`` SQL template with the same parameters, one
-  autocommit statement on a connection from the same pool, rows fetched and nothing else.
+  token check (signature verified once per token, time claims every call), then one statement
+  of ``tenantgate.call_tool``: session, catalog and scope, arguments, rate limit, credit spend,
+  the tool's function under RLS, shaping by data class, its audit row; then JSON encoding.
+* **bare**: the very same ``list_tickets`` statement (tools/demo.yaml) with the same
+  parameters, one autocommit statement as a superuser (no RLS), rows fetched and nothing else.
+* **bare + context**: the statement under the enrolled table's RLS, as the tool role with the
+  gate's context set, in one pipelined transaction on the same pool.
 
 Read p50/p99 at concurrency 1 and calls/s at concurrency 8, and the ratio enforced / bare.
 Round trips per call are counted on the wire (Sync + simple Query messages through a counting
@@ -38,7 +40,7 @@ from bench._common import (
 )
 from bench._wire import WireCounter
 from cli import pgserver
-from mediator.db import make_pool, sql_context
+from mediator.db import make_pool
 from mediator.demo_data import ALL_SCOPES, seed
 from mediator.service import Mediator
 from mediator.sessions import SessionManager
@@ -49,6 +51,12 @@ ISSUER = "https://bench.invalid"
 AUDIENCE = "http://127.0.0.1:8765/mcp"
 TOOL = "list_tickets"
 ARGS: dict[str, Any] = {"limit": 20}
+# tools/demo.yaml's list_tickets statement with no status filter and no page cursor
+STATEMENT = (
+    "select ticket_id, subject, status, priority, created_at, updated_at from demo.tickets"
+    " where org_id = %(org)s and customer_id = %(cust)s order by ticket_id desc limit %(limit)s"
+)
+
 
 
 class Harness:
@@ -56,7 +64,9 @@ class Harness:
 
     def __init__(self, db: BenchDatabase, key_dir: Path) -> None:
         self.db = db
-        self.world = seed(db.superuser_dsn, credits=1_000_000_000)
+        self.world = seed(
+            db.superuser_dsn, credits=1_000_000_000, rate_burst=1_000_000, rate_per_second=1e6
+        )
         key = ec.generate_private_key(ec.SECP256R1())
         self.pub = key_dir / "bench.pub.pem"
         self.pub.write_bytes(
@@ -86,37 +96,34 @@ class Harness:
             jwt_public_key_file=self.pub,
             pool_min_size=pool,
             pool_max_size=pool,
-            rate_burst=100_000,
-            rate_per_second=100_000.0,
             **extra,
         )
 
 
 def _bare_call(
-    m: Mediator, token: str, pool: AsyncConnectionPool[Any] | None = None, context: bool = False
+    m: Mediator, token: str, pool: AsyncConnectionPool[Any], context: bool = False
 ) -> Callable[[], Awaitable[None]]:
-    """The template alone: on `pool` (a superuser pool: no RLS), or with `context` on the
-    mediator's own pool (begin, set the verified context, template, commit; one round trip)."""
+    """The statement alone on `pool` (a superuser pool): bare (no RLS), or with `context` as
+    the tool role under RLS with the gate's settings (begin, context, statement, commit; one
+    round trip)."""
     claims = m.authenticate(token)
-    tool = m.gate.registry.get(TOOL)
-    assert tool is not None
-    params = tool.input_model.model_validate(ARGS).model_dump()
-    params.update(
-        org_id=claims.org_id, customer_id=claims.customer_id, max_rows=m.settings.max_rows + 1
-    )
-    ctx = {"org": claims.org_id, "cust": claims.customer_id, "secret": claims.session_secret}
-    use = pool or m.pool
+    params = {"org": str(claims.org_id), "cust": str(claims.customer_id), "limit": ARGS["limit"]}
 
     async def bare() -> None:
-        async with use.connection() as conn:
+        async with pool.connection() as conn:
             if context:
                 async with conn.pipeline():
                     await conn.execute("begin")
-                    await conn.execute(sql_context(), ctx)
-                    cur = await conn.execute(tool.sql, params)
+                    await conn.execute("set local role tenantgate_tool")
+                    await conn.execute(
+                        "select set_config('app.org_id', %(org)s, true),"
+                        " set_config('app.customer_id', %(cust)s, true)",
+                        params,
+                    )
+                    cur = await conn.execute(STATEMENT, params)
                     await conn.execute("commit")
             else:
-                cur = await conn.execute(tool.sql, params)
+                cur = await conn.execute(STATEMENT, params)
             if not await cur.fetchall():
                 raise AssertionError("bare query read nothing")
 
@@ -136,7 +143,7 @@ def _variants(m: Mediator, token: str, su_pool: AsyncConnectionPool[Any]) -> Var
     return {
         ENFORCED: enforced,
         BARE: _bare_call(m, token, su_pool),
-        BARE_CTX: _bare_call(m, token, context=True),
+        BARE_CTX: _bare_call(m, token, su_pool, context=True),
     }
 
 
@@ -252,10 +259,10 @@ async def _measure(h: Harness, smoke: bool) -> Result:
         verifier.verify(h.opened.token)
         t_verify.append(time.perf_counter() - t0)
     result.notes.append(
-        "bare (no RLS) is the template as one autocommit statement on an identical "
-        "pool connected as the superuser (the mediator role reads nothing without "
-        "a verified context); bare + context runs it on the mediator's own pool "
-        "in one pipelined transaction with the three settings"
+        "bare (no RLS) is the tool's statement as one autocommit statement on an identical "
+        "pool connected as the superuser (the mediator role has no privilege on enrolled "
+        "tables); bare + context runs it on that pool as tenantgate_tool under the table's "
+        "policy, in one pipelined transaction with the gate's settings"
     )
     result.notes.append(
         f"ES256 token verification without the cache: p50 "

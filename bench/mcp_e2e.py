@@ -4,8 +4,9 @@ Both servers run on 127.0.0.1 against the same Postgres database and serve the s
 demo ``list_tickets`` template (20 newest tickets of one customer):
 
 * **tenantgate** (``tenantgate serve --transport http``, 1 worker; 2 workers as an extra row):
-  verifies the bearer token, runs the trust check, scope, validation, rate limit, credit spend,
-  the template under forced RLS and its audit row, then shapes the result.
+  verifies the bearer token, then one statement of ``tenantgate.call_tool`` does the session
+  check, catalog and scope, arguments, rate limit, credit spend, the tool's function under forced
+  RLS, shaping and its audit row; the mediator encodes the result.
 * **Toolbox** (npm ``@toolbox-sdk/server-linux-x64``, a ``postgres-sql`` tool in a tools.yaml)
   runs the same SELECT with the org and customer as plain tool parameters, as the superuser:
   no token, no tenant isolation, no credits, no audit.
@@ -344,7 +345,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         "'32 orgs': caller i acts for tenant i mod 32, each in its own org; 'one "
         "session': every caller uses one session, so every call queues on that "
         "org's credit row, that operator's rate bucket and that org's audit head "
-        "(row locks held from gate_admit to commit)"
+        "(row locks held from the charge inside tenantgate.call_tool to its commit)"
     )
     result.notes.append(
         "server_cpu_ms, postgres_cpu_ms and client_cpu_ms: CPU time per call of the server's "

@@ -32,7 +32,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from cli.demo import ROLES, _migrate
-from mediator.db import load_policy, make_pool
+from mediator.db import make_pool
 from mediator.demo_data import ALL_SCOPES, seed
 from mediator.gate import Gate
 from mediator.sessions import SessionManager
@@ -84,18 +84,15 @@ async def inprocess(settings: Settings, su_dsn: str, token: str, n: int) -> dict
     """p50 of the enforced read (whole gate) and of the same template as a bare query."""
     pool = make_pool(settings, min_size=1, max_size=1)
     await pool.open(wait=True)
-    gate = Gate(pool, default_registry(), await load_policy(pool), settings)
+    gate = Gate(pool, settings)
     claims = TokenVerifier(settings).verify(token)
-    tool = default_registry().get(TOOL)
-    assert tool is not None
-    params = {
-        "org_id": claims.org_id,
-        "customer_id": claims.customer_id,
-        "status": None,
-        "after_ticket_id": None,
-        "limit": 20,
-        "max_rows": settings.max_rows + 1,
-    }
+    # tools/demo.yaml's list_tickets statement, as a plain query (no RLS: a superuser)
+    statement = (
+        "select ticket_id, subject, status, priority, created_at, updated_at from demo.tickets"
+        " where org_id = %(org_id)s and customer_id = %(customer_id)s"
+        " order by ticket_id desc limit %(limit)s"
+    )
+    params = {"org_id": claims.org_id, "customer_id": claims.customer_id, "limit": 20}
     bare_conn = await psycopg.AsyncConnection.connect(su_dsn, autocommit=True, prepare_threshold=0)
     enforced: list[float] = []
     bare: list[float] = []
@@ -103,7 +100,7 @@ async def inprocess(settings: Settings, su_dsn: str, token: str, n: int) -> dict
         t0 = time.perf_counter()
         await gate.call(claims, TOOL, {}, request_key=f"k{i}-{secrets.token_hex(4)}")
         t1 = time.perf_counter()
-        await (await bare_conn.execute(tool.sql, params)).fetchall()
+        await (await bare_conn.execute(statement, params)).fetchall()
         t2 = time.perf_counter()
         if i >= 50:
             enforced.append(t1 - t0)
@@ -221,7 +218,11 @@ def main() -> None:
                     sql.Identifier(dbname)
                 )
             )
-    world = seed(db_su, credits=10_000_000)
+    from cli.demo_schema import install_demo
+
+    with psycopg.connect(db_su, autocommit=True) as conn:
+        install_demo(conn)
+    world = seed(db_su, credits=10_000_000, rate_burst=100_000, rate_per_second=1e5)
     key = ec.generate_private_key(ec.SECP256R1())
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     pub = tmp / "pub.pem"
@@ -240,8 +241,6 @@ def main() -> None:
         issuer="bench",
         audience=aud,
         jwt_public_key_file=pub,
-        rate_burst=100_000,
-        rate_per_second=1e5,
         pool_min_size=4,
         pool_max_size=16,
     )

@@ -1,18 +1,20 @@
-"""Scale: what forced RLS, the trust check and the audit chain cost as the data grows.
+"""Scale: what forced RLS, the session check and the audit chain cost as the data grows.
 
 1. **RLS read vs hand-written WHERE** on ``demo.tickets`` with 1M rows across 1,000 customers
    (smoke: 10k rows, 100 customers). The same "20 newest tickets" read three ways, interleaved,
    each in one pipelined transaction: as a superuser with ``where org_id = .. and customer_id =
-   ..`` (no RLS, the baseline); as ``tenantgate_mediator`` with only the policy (set the verified
-   context, no WHERE); and as the mediator's templates do it, policy *and* WHERE. Read the p50
-   ratio to the baseline: what the policy and its verified context cost per read.
-2. **Trust-check latency at 1k, 100k and 1M customer accounts** (one live session each, 100
-   orgs; smoke: 1k and 10k). ``tenantgate.trust_check`` for random sessions, one at a time.
-   It should be flat: read the ratio of the largest to the smallest p50.
+   ..`` (no RLS, the baseline); as ``tenantgate_tool`` (the role the gate's tool functions run
+   as) with only the policy (the gate's context set, no WHERE); and as the tool functions do it,
+   policy *and* WHERE. Read the p50 ratio to the baseline: what the policy costs per read.
+2. **Session-check latency at 1k, 100k and 1M customer accounts** (one live session each, 100
+   orgs; smoke: 1k and 10k). ``tenantgate.list_tools`` (tools/list: verify the session, read
+   its catalog) for random sessions, one at a time, as the mediator. It should be flat: read the
+   ratio of the largest to the smallest p50.
 3. **Audit appends per second at 1, 8 and 32 writers** through ``tenantgate.append_audit`` (one
-   verified transaction per append), all on one org's hash chain, then 32 writers on 32 chains,
-   and a plain INSERT into an unchained table at 32 writers as the baseline. Every chain is then
-   verified with ``audit_verify``; the script exits non-zero if one is broken.
+   verified transaction per append, as its owner: the mediator may not call it; the gate
+   appends the same way inside ``call_tool``), all on one org's hash chain, then 32 writers on
+   32 chains, and a plain INSERT into an unchained table at 32 writers as the baseline. Every
+   chain is then verified with ``audit_verify``; the script exits non-zero if one is broken.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ READ_WHERE = (
     " order by ticket_id desc limit 20"
 )
 READ_RLS = f"select {COLUMNS} from demo.tickets order by ticket_id desc limit 20"
-TRUST_CHECK = "select * from tenantgate.trust_check(%s, %s, %s, %s)"
+LIST_TOOLS = "select tenantgate.list_tools(%s, %s, %s)"
+TOOL_ROLE = ("set local role tenantgate_tool", ())
 APPEND = "select seq from tenantgate.append_audit(%s, 'bench', 'allowed', %s::jsonb)"
 DETAIL = '{"args_sha256": "00000000000000000000000000000000", "rows": 20}'
 
@@ -82,12 +85,12 @@ def rls_vs_where(server: pgserver.RunningServer, smoke: bool) -> Result:
     rng = random.Random(11)
     times: dict[str, list[float]] = {
         "WHERE, no RLS (superuser)": [],
-        "RLS only (mediator)": [],
-        "RLS + WHERE (mediator template)": [],
+        "RLS only (tool role)": [],
+        "RLS + WHERE (tool role, as the tool functions read)": [],
     }
     with (
         psycopg.connect(db.superuser_dsn, autocommit=True) as su,
-        psycopg.connect(db.mediator_dsn, autocommit=True) as med,
+        psycopg.connect(db.superuser_dsn, autocommit=True) as med,
     ):
         variants = list(times)
         for i in range(reads + 50):
@@ -95,8 +98,8 @@ def rls_vs_where(server: pgserver.RunningServer, smoke: bool) -> Result:
             ctx = (SET_CONTEXT, (t.org_id, t.customer_id, t.secret))
             plans = {
                 variants[0]: (su, [(READ_WHERE, (t.org_id, t.customer_id))]),
-                variants[1]: (med, [ctx, (READ_RLS, ())]),
-                variants[2]: (med, [ctx, (READ_WHERE, (t.org_id, t.customer_id))]),
+                variants[1]: (med, [TOOL_ROLE, ctx, (READ_RLS, ())]),
+                variants[2]: (med, [TOOL_ROLE, ctx, (READ_WHERE, (t.org_id, t.customer_id))]),
             }
             rng.shuffle(variants)
             for v in variants:
@@ -106,7 +109,9 @@ def rls_vs_where(server: pgserver.RunningServer, smoke: bool) -> Result:
                     raise AssertionError(f"{v} read {rows} rows, expected {min(20, tickets)}")
                 if i >= 50:  # warm-up
                     times[v].append(seconds)
-        plan = med.execute("explain (costs off) " + READ_RLS).fetchall()
+        with med.transaction():
+            med.execute("set local role tenantgate_tool")
+            plan = med.execute("explain (costs off) " + READ_RLS).fetchall()
     base = summary_ms(times["WHERE, no RLS (superuser)"])
     result = Result(
         "scale_rls",
@@ -134,7 +139,7 @@ def trust_check_scale(server: pgserver.RunningServer, smoke: bool) -> Result:
     db = create_database(server, "scale_trust")
     result = Result(
         "scale_trust",
-        f"Trust-check latency by number of customer accounts "
+        f"Session-check latency (tenantgate.list_tools) by number of customer accounts "
         f"({orgs} orgs, one live session per customer, {calls} checks each)",
         smoke=smoke,
     )
@@ -159,13 +164,12 @@ def trust_check_scale(server: pgserver.RunningServer, smoke: bool) -> Result:
             for i in range(calls + 50):
                 t = rng.choice(tenants)
                 t1 = time.perf_counter()
-                rows = med.execute(
-                    TRUST_CHECK, (t.org_id, t.connector_id, t.customer_id, t.secret)
-                ).fetchall()
+                row = med.execute(LIST_TOOLS, (t.org_id, t.customer_id, t.secret)).fetchone()
                 if i >= 50:
                     lat.append(time.perf_counter() - t1)
-                if len(rows) != 8:
-                    raise AssertionError(f"trust check returned {len(rows)} rows, expected 8")
+                tools = row[0] if row else []
+                if len(tools) != 6:  # the six read tools the sessions' read scopes reach
+                    raise AssertionError(f"list_tools returned {len(tools)} tools, expected 6")
             s = summary_ms(lat)
             p50s[target] = s["p50_ms"]
             result.rows.append(
@@ -191,8 +195,6 @@ def audit_appends(server: pgserver.RunningServer, smoke: bool) -> Result:
             " key, at timestamptz not null default clock_timestamp(), request_id text,"
             " detail jsonb)"
         )
-        su.execute("grant usage on schema bench to tenantgate_mediator")
-        su.execute("grant insert on bench.plain_log to tenantgate_mediator")
     result = Result(
         "scale_audit",
         f"Audit appends per second ({seconds:g} s per row, one verified transaction per append)",
@@ -225,7 +227,7 @@ def audit_appends(server: pgserver.RunningServer, smoke: bool) -> Result:
         ("plain INSERT, no chain (baseline)", 32, plain),
     ]
     for label, writers, work in cases:
-        calls, elapsed, lat = run_threads(db.mediator_dsn, writers, seconds, work)  # type: ignore[arg-type]
+        calls, elapsed, lat = run_threads(db.superuser_dsn, writers, seconds, work)  # type: ignore[arg-type]
         rate = calls / elapsed
         rates[f"{label}@{writers}"] = rate
         result.rows.append(

@@ -240,8 +240,11 @@ def check(files: FilesArg, dsn: DbaDsnOption = None, as_json: JsonOption = False
         return
     for r in report:
         columns = ", ".join(f"{name} {col['class']}" for name, col in r["columns"].items())
-        typer.echo(f"OK {r['tool']}: {r['access']} {r['returns']}, scope {r['scope']}, "
-                   f"cost {r['cost']}, approval {r['approval']}; columns: {columns or 'none'}")
+        if not columns:
+            columns = "from its http projection" if r["kind"] == "http" else "none"
+        kind = "http" if r["kind"] == "http" else "sql"
+        typer.echo(f"OK {r['tool']}: {kind} {r['access']} {r['returns']}, scope {r['scope']}, "
+                   f"cost {r['cost']}, approval {r['approval']}; columns: {columns}")
     stderr.print(f"{len(report)} tool{'s' if len(report) != 1 else ''} OK")
 
 

@@ -373,3 +373,16 @@ def test_tools_file_commands_need_the_dba(database: TestDatabase, admin: Invoke,
         versions = su.execute("select count(*) from tenantgate.tool_applications").fetchone()
     assert versions == (1,)
 
+
+
+def test_check_and_apply_take_sql_and_http_tools_files_together(
+        database: TestDatabase, dba: Invoke) -> None:
+    billing = DEMO_TOOLS.parent / "billing.yaml"
+    lines = ok(dba("tools", "check", str(DEMO_TOOLS), str(billing))).stdout.splitlines()
+    http = next(line for line in lines if line.startswith("OK get_billing_status:"))
+    assert http.startswith("OK get_billing_status: http read one")
+    applied = as_json(dba("tools", "apply", str(DEMO_TOOLS), str(billing), "--json"))
+    assert {"list_tickets", "get_billing_status"} <= set(applied["tools"])
+    # applying the demo file alone removes the billing tools again
+    again = as_json(dba("tools", "apply", str(DEMO_TOOLS), "--json"))
+    assert "get_billing_status" in again["removed"]

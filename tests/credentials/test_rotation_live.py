@@ -59,7 +59,7 @@ def tool_call(
     world: World, customer: Customer, session: str, keys: FileKeyProvider, fake: FakeBilling
 ) -> tuple[str, str]:
     """What the gate does for an HTTP tool in a live session: read the row, decrypt, call."""
-    with psycopg.connect(world.db.mediator_dsn) as conn, conn.transaction():
+    with psycopg.connect(world.db.superuser_dsn) as conn, conn.transaction():
         conn.execute(VERIFY, (str(customer.org_id), str(customer.customer_id), session))
         row = (
             conn.cursor(row_factory=tuple_row)

@@ -24,7 +24,7 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
     for section in (
         "Credits under contention",
         "RLS read vs hand-written WHERE",
-        "Trust-check latency",
+        "Session-check latency",
         "Database time per gate statement",
         "Audit appends",
         "Gate overhead",
