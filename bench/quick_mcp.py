@@ -27,7 +27,6 @@ import orjson
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from mediator.tools import default_registry
 from psycopg import sql
 from pydantic import SecretStr
 

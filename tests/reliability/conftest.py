@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from mediator.tools import default_registry
 
 from mediator.db import make_pool
 from mediator.demo_data import ALL_SCOPES, World, seed

@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
-from mediator.tools import default_registry
 
 from cli.demo_schema import DEMO_TOOLS
 from cli.toolfile.spec import load
