@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg import sql
 from pydantic import SecretStr
 
+from mediator.demo_billing import DemoBilling
 from mediator.demo_data import ALL_SCOPES, World, seed
 from mediator.sessions import OpenedSession, SessionManager
 from mediator.settings import Settings
@@ -33,7 +34,8 @@ from mediator.tokens import TokenSigner
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("tenantgate_mediator", "tenantgate_session_manager", "tenantgate_admin")
-DEMO_SCOPES = [s for s in ALL_SCOPES if s != "read:pii"]  # PII stays masked in the demo
+# PII stays masked in the demo; write:billing lets Acme's session ask for a credit note upstream
+DEMO_SCOPES = [*(s for s in ALL_SCOPES if s != "read:pii"), "write:billing"]
 
 
 def _migrate(url: str) -> None:
@@ -66,6 +68,7 @@ class DemoEnv:
     ) -> None:
         self.server, self.dbname, self.passwords, self.port = server, dbname, passwords, port
         self.world, self.workdir = world, workdir
+        self.billing: DemoBilling | None = None
         key = ec.generate_private_key(ec.SECP256R1())  # generated now, never written to disk
         pub = workdir / "signing-key.pub.pem"
         pub.write_bytes(
@@ -131,13 +134,64 @@ def setup(port: int) -> DemoEnv:
         from cli.demo_schema import install_demo
 
         with psycopg.connect(server.dsn(dbname), autocommit=True) as conn:
-            install_demo(conn)
+            install_demo(conn, with_billing=True)
         world = seed(server.dsn(dbname))
         workdir = Path(tempfile.mkdtemp(prefix="tenantgate-demo-"))
-        return DemoEnv(server, dbname, passwords, port, world, workdir)
+        env = DemoEnv(server, dbname, passwords, port, world, workdir)
+        env.billing = setup_billing(env)
+        return env
     except BaseException:
         server.stop()
         raise
+
+
+BILLING_TOOLS = ("get_billing_status", "list_payments", "create_credit_note")
+
+
+def setup_billing(env: DemoEnv) -> DemoBilling:
+    """The fake billing API on loopback with a different key per customer, each key sealed under a
+    key file of the demo's own, and the billing tools (tools/billing.yaml) enabled for Northwind.
+
+    The mediator runs in this process, so the key file and the egress allowlist are handed to it
+    through the environment, as an operator would (TENANTGATE_SECRET_KEYS_FILE, ..._EGRESS_ALLOW).
+    """
+    from mediator import secrets as customer_secrets
+    from mediator.demo_billing import start_demo_billing
+    from mediator.keygen import write_new_key
+    from mediator.keys import FileKeyProvider
+
+    org = env.world.northwind
+    billing = start_demo_billing(list(org.customers))
+    keyfile = env.workdir / "keys"
+    kid = write_new_key(keyfile)
+    os.environ.update(
+        TENANTGATE_SECRET_KEYS_FILE=str(keyfile),
+        TENANTGATE_SECRET_KEY_CURRENT=kid,
+        TENANTGATE_EGRESS_ALLOW=billing.egress_allow,
+    )
+    provider = FileKeyProvider.from_env()
+    with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:
+        conn.execute(
+            "update tenantgate.connectors set base_url = %s where org_id = %s",
+            (billing.base_url, org.org_id),
+        )
+        for name, customer in org.customers.items():
+            ciphertext, used = customer_secrets.seal(billing.keys[name], provider)
+            conn.execute(
+                "insert into tenantgate.customer_secrets (org_id, customer_id, ciphertext, key_id)"
+                " values (%s, %s, %s, %s)",
+                (org.org_id, customer.customer_id, ciphertext, used),
+            )
+        for tool in BILLING_TOOLS:
+            conn.execute(
+                "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope,"
+                " side_effect, credit_cost, approval, rate_burst, rate_per_second)"
+                " select %s, %s, d.tool_name, d.default_scope, d.access = 'write', d.default_cost,"
+                " d.default_approval, d.default_burst, d.default_per_second"
+                " from tenantgate.tool_definitions d where d.tool_name = %s",
+                (org.org_id, org.connector_id, tool),
+            )
+    return billing
 
 
 def _free_port(preferred: int) -> int:
@@ -229,6 +283,8 @@ def demo(
     except KeyboardInterrupt:
         pass  # Ctrl-C: the same quiet cleanup as SIGTERM
     finally:
+        if env.billing is not None:
+            env.billing.stop()
         env.server.stop()
         shutil.rmtree(env.workdir, ignore_errors=True)
         typer.echo("demo stopped: embedded PostgreSQL stopped, its files removed", err=True)
@@ -304,6 +360,51 @@ def _text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
+async def play_billing(
+    env: DemoEnv, acme: OpenedSession, beta: OpenedSession, step: Any
+) -> None:
+    """The HTTP-backed tools: each customer's own API key, never shown, rotated mid-session."""
+    from mediator import secrets as customer_secrets
+    from mediator.fake_upstream import Fault
+    from mediator.keygen import write_new_key
+    from mediator.keys import FileKeyProvider
+
+    billing = env.billing
+    assert billing is not None
+    texts: list[str] = []
+    for name, session in (("Acme", acme), ("Beta", beta)):
+        async with _client(env.url, session.token) as c:
+            r = await c.call_tool("get_billing_status", {})
+        texts.append(_text(r))
+        seen = billing.fake.received[-1].key_id if billing.fake.received else None
+        step(
+            f"{name}'s billing status, from {name}'s own billing API",
+            not r.is_error and seen == billing.key_ids[name],
+            f"upstream saw key id {seen} (the fake logs key ids, never keys); {_text(r)[:120]}",
+        )
+    with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:
+        audit = conn.execute("select detail::text from tenantgate.audit_log").fetchall()
+    leaked = [
+        n for n, k in billing.keys.items() if k.reveal() in " ".join(texts) + repr(audit)
+    ]
+    step("no key in any tool result or audit row", not leaked, f"checked {len(audit)} audit rows")
+    keyfile = Path(os.environ["TENANTGATE_SECRET_KEYS_FILE"])
+    new_kid = write_new_key(keyfile, append=True)
+    os.environ["TENANTGATE_SECRET_KEY_CURRENT"] = new_kid
+    with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:
+        report = customer_secrets.rotate(conn, FileKeyProvider.from_env(), new_kid)
+    async with _client(env.url, acme.token) as c:
+        r = await c.call_tool("get_billing_status", {})
+        step(
+            "key rotation mid-session changes nothing for the host",
+            not r.is_error,
+            f"{report.rotated} secrets re-encrypted under {new_kid}; Acme's next call answered",
+        )
+        billing.fake.inject("/v1/billing/status", *[Fault(status=503)] * 5)
+        r = await c.call_tool("get_billing_status", {})
+        step("an upstream failure is a clear tool error", r.is_error, _text(r))
+
+
 async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
     """The narrated session; True when every step behaved as promised."""
     from mediator.approvals import Approvals
@@ -338,6 +439,7 @@ async def play(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> bool:
     async with _client(env.url, forged) as c:
         r = await c.call_tool("list_tickets", {})
         step("Acme's session pointed at Beta", r.is_error and _text(r) == "not found", _text(r))
+    await play_billing(env, acme, beta, step)
     async with _client(env.url, beta.token) as c:
         r = await c.call_tool("get_subscription", {})
         step("Beta reads its subscription", not r.is_error, _text(r))

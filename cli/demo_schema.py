@@ -18,12 +18,15 @@ from cli.toolfile.spec import load
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SQL = REPO / "sql" / "demo" / "10_schema.sql"
 DEMO_TOOLS = REPO / "tools" / "demo.yaml"
+BILLING_TOOLS = REPO / "tools" / "billing.yaml"
 
 
-def install_demo(conn: psycopg.Connection[Any]) -> int:
-    """Create the demo schema and apply the demo tools; returns the tools file's version."""
+def install_demo(conn: psycopg.Connection[Any], *, with_billing: bool = False) -> int:
+    """Create the demo schema and apply the demo tools (and the HTTP-backed billing tools);
+    returns the tools file's version."""
     with conn.transaction():
         conn.execute(sql.SQL(DEMO_SQL.read_text(encoding="utf-8")))
         conn.execute("reset role")
-    applied = toolfile_compile.apply(conn, [load(DEMO_TOOLS)])
+    files = [load(DEMO_TOOLS), *([load(BILLING_TOOLS)] if with_billing else [])]
+    applied = toolfile_compile.apply(conn, files)
     return int(applied["version"])

@@ -215,6 +215,18 @@ class HttpHalf:
             self._provider = self._provider_factory()
         return self._provider
 
+    def _unseal(self, ciphertext: bytes, key_id: str) -> Any:
+        """Decrypt in memory; a key id this process has not loaded yet (a rotation under way)
+        reloads the key file once, so live sessions keep working through `secrets rotate`."""
+        from mediator.keys import UnknownKeyError
+        from mediator.secrets import unseal
+
+        try:
+            return unseal(ciphertext, key_id, self._key_provider())
+        except UnknownKeyError:
+            self._provider = self._provider_factory()
+            return unseal(ciphertext, key_id, self._provider)
+
     async def _spec(self, name: str, version: int) -> Any:
         from mediator.http_tools import HttpToolSpec
 
@@ -232,7 +244,6 @@ class HttpHalf:
         self, claims: Claims, name: str, answer: dict[str, Any], request_key: str | None
     ) -> Any:
         from mediator.http_call import call_http_tool
-        from mediator.secrets import unseal
 
         if self._policy is None:
             self._policy = await self._load_policy(self.gate.pool)
@@ -246,7 +257,7 @@ class HttpHalf:
                 answer.get("args") or {},
                 base_url=up["base_url"],
                 auth_header=up["auth_header"],
-                key=lambda: unseal(ciphertext, up["key_id"], self._key_provider()),
+                key=lambda: self._unseal(ciphertext, up["key_id"]),
                 client=self.client,
                 policy=self._policy,
                 scopes=answer.get("scopes") or [],
