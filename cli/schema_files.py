@@ -1,7 +1,8 @@
 """Where the schema files live: the source checkout, or the folder the wheel installs them to.
 
-The wheel carries `sql/` and `migrations/` as data files under `<prefix>/share/tenantgate/`
-(pyproject.toml, [tool.setuptools.data-files]); a checkout (editable install, tests) uses its own.
+The wheel carries `sql/`, `migrations/` and `tools/` as data files under
+`<prefix>/share/tenantgate/` (pyproject.toml, [tool.setuptools.data-files]); a checkout (editable
+install, tests) uses its own.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,9 +45,25 @@ def test_a_busy_port_is_an_error_before_anything_starts() -> None:
     assert "starting embedded PostgreSQL" not in err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_the_demo_prints_how_to_connect_and_cleans_up_on_a_signal(signum: int) -> None:
+@pytest.fixture
+def demo_process() -> Iterator[subprocess.Popen[str]]:
+    """`tenantgate demo --port 0`; stopped (SIGTERM, then kill) if a test leaves it running."""
     proc = start("--port", "0")
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_demo_prints_how_to_connect_and_cleans_up_on_a_signal(
+    signum: int, demo_process: subprocess.Popen[str]
+) -> None:
+    proc = demo_process
     assert proc.stdout is not None
     assert proc.stderr is not None
     printed: list[str] = []

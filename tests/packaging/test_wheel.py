@@ -40,7 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def schema_files() -> set[str]:
     found = set()
-    for folder in ("sql", "migrations"):
+    for folder in ("sql", "migrations", "tools"):  # tools/: tools files, once they exist
         for path in (REPO / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
                 found.add(path.relative_to(REPO).as_posix())
