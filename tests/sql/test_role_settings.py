@@ -29,7 +29,7 @@ def read_server_log(db: TestDatabase) -> str:
         if row and row[0]:
             text = su.execute("select pg_read_file(%s)", (row[0],)).fetchone()
             return str(text[0]) if text else ""
-    workdir = db.server._workdir  # noqa: SLF001 (our own throwaway server's folder)
+    workdir = db.server._workdir
     if workdir is not None and (Path(workdir) / "server.log").is_file():
         return (Path(workdir) / "server.log").read_text(encoding="utf-8", errors="replace")
     pytest.skip("the server's log cannot be read here (no collector file, not a server we started)")
