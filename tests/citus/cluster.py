@@ -1,4 +1,4 @@
-"""A throwaway Citus cluster: a coordinator and two workers on loopback, run as an unprivileged user.
+"""A throwaway Citus cluster: a coordinator and two workers on loopback, as an unprivileged user.
 
 Each node is a private Debian PostgreSQL 15 server (cli/pgserver.py) started with
 `shared_preload_libraries = 'citus'`. The cluster is migrated the way the README tells a DBA to:
