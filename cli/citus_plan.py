@@ -4,9 +4,9 @@ Tenant tables (a uuid org_id column) are distributed by org_id, all in one coloc
 every row of one org lives on one node. Global tables without org_id, and the directory of orgs,
 become reference tables (a copy on every node). Foreign keys between them are dropped before and
 re-added after, because Citus converts a table in the middle of a foreign-key graph otherwise.
-Functions of the gate that take the org as `p_org_id` become distributed functions keyed by it, so
-a call is delegated to the org's node in one hop; every other function of the tenantgate schemas
-is propagated to the workers so the delegated ones can call it there.
+SECURITY DEFINER functions that take the org as `p_org_id` become distributed functions keyed by
+it, so a call is delegated to the org's node in one hop; every other function of the tenantgate
+schemas is propagated to the workers so the delegated ones can call it there.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ order by 2, 1
 
 _FUNCTIONS = """
 select p.oid::pg_catalog.regprocedure::text, p.proname,
-       coalesce(%s = any (p.proargnames[1:p.pronargs]), false) as keyed,
+       p.prosecdef and coalesce(%s = any (p.proargnames[1:p.pronargs]), false) as keyed,
        p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype as is_trigger,
        exists (select 1 from pg_catalog.pg_dist_object o
                 where o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and o.objid = p.oid)

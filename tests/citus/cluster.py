@@ -22,7 +22,7 @@ from tests.pg import TestDatabase, migrate, url_for
 
 DATABASE = "tenantgate"
 NODE_CONFIG = {"shared_preload_libraries": "citus", "max_connections": "300",
-               "citus.max_client_connections": "250"}
+               "citus.max_client_connections": "250", "citus.enable_stat_counters": "on"}
 
 
 def citus_missing() -> str | None:

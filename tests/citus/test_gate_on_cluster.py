@@ -1,0 +1,206 @@
+"""The gate on a Citus cluster: isolation, exact credits, unbroken audit chains, one node per call.
+
+Calls go through the gate's SECURITY DEFINER entry point as the mediator role does on this branch
+(`tenantgate.gate_admit`, one statement in autocommit), which Citus delegates to the worker that
+holds the org. Tenants are built with tests/factories.py, as on a single PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from tests.citus.cluster import DATABASE, Cluster
+from tests.factories import Session, add_tenant, as_session, open_session, seed_demo_rows
+from tests.pg import TestDatabase
+
+ADMIT = ("select balance, replayed, audit_seq from tenantgate.gate_admit("
+         "%s, %s, %s, %s, %s, %s, 1000, 1000, false, null)")
+TRUST = "select tool_name from tenantgate.trust_check(%s, %s, %s, %s)"
+
+
+def admit(conn: psycopg.Connection[tuple[object, ...]], session: Session, request_id: str,
+          cost: int = 1, tool: str = "list_tickets") -> tuple[object, ...] | None:
+    t = session.tenant
+    return conn.execute(ADMIT, (t.org_id, t.customer_id, session.secret, request_id, tool,
+                                cost)).fetchone()
+
+
+def hammer(threads: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Run `work(i)` on `threads` threads released at once; the exceptions they raised."""
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            work(i)
+        except BaseException as exc:  # reported by the caller, never swallowed
+            errors.append(exc)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return errors
+
+
+@pytest.fixture(scope="module")
+def db(cluster: Cluster) -> TestDatabase:
+    return cluster.database
+
+
+def test_each_session_sees_only_its_own_orgs_tools_across_nodes(cluster: Cluster,
+                                                                db: TestDatabase) -> None:
+    sessions = [open_session(db, add_tenant(db)) for _ in range(4)]
+    with psycopg.connect(cluster.coordinator.dsn(DATABASE)) as su:
+        nodes = {cluster.node_of(su, s.tenant.org_id) for s in sessions}
+    with db.connect("tenantgate_mediator", autocommit=True) as conn:
+        for own in sessions:
+            for other in sessions:
+                t = other.tenant
+                rows = conn.execute(TRUST, (t.org_id, t.connector_id, t.customer_id,
+                                            own.secret)).fetchall()
+                expected = 3 if own is other else 0
+                assert len(rows) == expected, (own is other, len(rows))
+    assert len(nodes) >= 1  # which workers the orgs landed on is Citus's choice
+
+
+def test_context_set_on_the_coordinator_reaches_no_worker_so_direct_reads_find_nothing(
+        db: TestDatabase) -> None:
+    session = open_session(db, add_tenant(db))
+    seed_demo_rows(db, session.tenant)
+    with db.connect() as su:
+        assert su.execute("select count(*) from demo.tickets where org_id = %s",
+                          (session.tenant.org_id,)).fetchone() == (2,)
+    with as_session(db, session) as conn:  # a live secret and the three settings, as on one node
+        for table in ("demo.tickets", "demo.invoices", "demo.customer_profiles"):
+            assert conn.execute(f"select count(*) from {table} where org_id = %s",
+                                (session.tenant.org_id,)).fetchone() == (0,)
+
+
+def test_64_concurrent_callers_spend_exactly_the_balance_and_never_more(
+        db: TestDatabase) -> None:
+    balance = 300
+    session = open_session(db, add_tenant(db, credits=balance))
+    charged: list[int] = []
+
+    def caller(worker: int) -> None:
+        ok = 0
+        with db.connect("tenantgate_mediator", autocommit=True) as conn:
+            for attempt in range(8):  # 512 attempts against 300 credits
+                try:
+                    admit(conn, session, f"w{worker}-a{attempt}")
+                    ok += 1
+                except psycopg.DatabaseError as exc:
+                    if exc.sqlstate != "TG402":  # anything but "not enough credits" fails
+                        raise
+        charged.append(ok)
+
+    assert hammer(64, caller) == []
+    assert sum(charged) == balance
+    with db.connect() as su:
+        org = session.tenant.org_id
+        assert su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                          (org,)).fetchone() == (0,)
+        assert su.execute("select count(*), sum(amount) from tenantgate.credit_ledger"
+                          " where org_id = %s and kind = 'spend' and outcome = 'charged'",
+                          (org,)).fetchone() == (balance, balance)
+
+
+def test_concurrent_appends_keep_one_unbroken_chain_per_org(db: TestDatabase) -> None:
+    sessions = [open_session(db, add_tenant(db)) for _ in range(3)]
+
+    def writer(i: int) -> None:
+        with db.connect("tenantgate_mediator", autocommit=True) as conn:
+            for n in range(10):
+                admit(conn, sessions[i % 3], f"append-{i}-{n}", cost=0)
+
+    assert hammer(24, writer) == []
+    with db.connect("tenantgate_admin", autocommit=True) as conn:
+        for session in sessions:
+            org: uuid.UUID = session.tenant.org_id
+            assert conn.execute("select org_id, rows_checked, first_broken_seq, problem"
+                                " from tenantgate.audit_verify(%s)", (org,)).fetchall() == [
+                (org, 80, None, None)]
+        seqs = conn.execute("select org_id, min(seq), max(seq), count(*) from tenantgate.audit_log"
+                            " where org_id = any(%s) group by org_id",
+                            ([s.tenant.org_id for s in sessions],)).fetchall()
+    assert sorted(r[1:] for r in seqs) == [(1, 80, 80)] * 3
+
+
+def counters(cluster: Cluster) -> dict[int, tuple[int, int, int]]:
+    """Per node: connections opened, single- and multi-shard executions (citus_stat_counters)."""
+    out = {}
+    for node in (cluster.coordinator, *cluster.workers):
+        with psycopg.connect(node.dsn(DATABASE), autocommit=True) as conn:
+            row = conn.execute("select connection_establishment_succeeded,"
+                               " query_execution_single_shard, query_execution_multi_shard"
+                               " from citus_stat_counters where name = current_database()"
+                               ).fetchone()
+        out[node.port] = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    return out
+
+
+def test_a_gate_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(
+        cluster: Cluster, db: TestDatabase) -> None:
+    session = open_session(db, add_tenant(db, credits=100))
+    calls = 20
+    with psycopg.connect(cluster.coordinator.dsn(DATABASE)) as su:
+        home = cluster.node_of(su, session.tenant.org_id)
+    with db.connect("tenantgate_mediator", autocommit=True) as conn:
+        admit(conn, session, "warm-up")  # the coordinator's connection to the worker
+        before = counters(cluster)
+        for i in range(calls):
+            admit(conn, session, f"call-{i}")
+    after = counters(cluster)
+    delta = {port: tuple(a - b for a, b in zip(after[port], before[port], strict=True))
+             for port in after}
+    coordinator = cluster.coordinator.port
+    assert delta[coordinator] == (0, calls, 0)        # one delegated statement per call, no fan-out
+    statements, multi = delta[home][1], delta[home][2]
+    assert delta[home][0] == 0                        # no connection opened: all local there
+    assert multi == 0
+    assert statements > 0
+    assert statements % calls == 0                    # the same single-shard statements each call
+    for port, change in delta.items():
+        if port not in (coordinator, home):
+            assert change == (0, 0, 0)
+    print(f"\nper gate call: 1 hop, 1 node, {statements // calls} single-shard statements on it")
+
+
+def plan_of(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> str:
+    return "\n".join(str(r[0]) for r in conn.execute(f"explain (costs off) {statement}"))
+
+
+@pytest.mark.parametrize("statement", [
+    "select * from tenantgate.gate_admit('{org}', '{customer}', 's', 'r', 't', 1, 10, 1, true,"
+    " null)",
+    "select * from tenantgate.trust_check('{org}', '{org}', '{customer}', 's')",
+    "select * from tenantgate.live_sessions where org_id = '{org}' and customer_id = '{customer}'",
+    "select seq, head_hash from tenantgate.audit_heads where org_id = '{org}' for update",
+    "insert into tenantgate.audit_log (org_id, seq, occurred_at, decision, detail, prev_hash,"
+    " row_hash) values ('{org}', 1, now(), 'allowed', '{{}}', '\\x00', '\\x00')",
+    "update tenantgate.credit_accounts set balance = balance - 1 where org_id = '{org}'"
+    " and balance >= 1",
+    "insert into tenantgate.credit_ledger (org_id, request_id, kind, amount, outcome)"
+    " values ('{org}', 'r', 'spend', 1, 'charged') on conflict (org_id, request_id) do nothing",
+    "select * from tenantgate.rate_buckets where org_id = '{org}' for update",
+    "select ticket_id, subject from demo.tickets where org_id = '{org}'"
+    " and customer_id = '{customer}' order by created_at desc limit 20",
+])
+def test_each_per_org_statement_is_a_single_shard_router_plan_on_the_orgs_worker(
+        cluster: Cluster, db: TestDatabase, statement: str) -> None:
+    tenant = add_tenant(db)
+    # Autocommit, as the mediator calls: inside a transaction block Citus runs a distributed
+    # function on the coordinator instead of delegating it.
+    with psycopg.connect(cluster.coordinator.dsn(DATABASE), autocommit=True) as su:
+        home = cluster.node_of(su, tenant.org_id)
+        plan = plan_of(su, statement.format(org=tenant.org_id, customer=tenant.customer_id))
+    assert "Task Count: 1\n" in plan + "\n", plan
+    assert f"port={home} " in plan, plan
