@@ -45,6 +45,7 @@ class Cluster:
 
     coordinator: pgserver.RunningServer
     workers: list[pgserver.RunningServer]
+    reviewed_sql: str = ""  # what `db distribute --sql` printed before the distribution ran
 
     @property
     def database(self) -> TestDatabase:

@@ -20,5 +20,7 @@ def cluster() -> Iterator[Cluster]:
     if reason:
         pytest.skip(reason)
     with running_cluster() as started:
-        ok(run(["db", "distribute"], dsn=started.coordinator.dsn("tenantgate")))
+        dsn = started.coordinator.dsn("tenantgate")
+        started.reviewed_sql = ok(run(["db", "distribute", "--sql"], dsn=dsn)).stdout
+        ok(run(["db", "distribute"], dsn=dsn))
         yield started

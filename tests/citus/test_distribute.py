@@ -53,6 +53,19 @@ def test_gate_functions_are_delegated_by_their_org_argument(cluster: Cluster) ->
         assert delegated.get(name) == "p_org_id", name
 
 
+def test_the_reviewed_sql_is_one_transaction_naming_every_choice(cluster: Cluster) -> None:
+    script = cluster.reviewed_sql
+    assert script.startswith("begin;")
+    assert script.rstrip().endswith("commit;")
+    for expected in ("select create_reference_table('tenantgate.orgs');",
+                     "select create_distributed_table('demo.tickets', 'org_id', colocate_with",
+                     "select create_distributed_function('tenantgate.gate_admit(",
+                     "alter policy tenantgate_isolation on demo.tickets using",
+                     "alter role tenantgate_owner login;"):
+        assert expected in script, expected
+    assert "(select" not in script.split("alter policy", 1)[1].split(";", 1)[0].lower()
+
+
 def test_distribute_again_has_nothing_to_do(cluster: Cluster) -> None:
     dsn = cluster.coordinator.dsn(DATABASE)
     assert "nothing to do" in ok(run(["db", "distribute", "--sql"], dsn=dsn)).stdout
