@@ -19,8 +19,9 @@ def distribute(
 ) -> None:
     """Distribute every tenant table by org_id on a Citus coordinator, after `db upgrade`.
 
-    Runs as a superuser on the coordinator, in one transaction. Idempotent: tables and functions
-    already distributed are left alone.
+    Run it as a superuser on the coordinator. One transaction.
+
+    Idempotent: what is already distributed is left alone.
     """
     with connect(dsn, autocommit=False) as conn:
         try:
