@@ -46,6 +46,7 @@ class Cluster:
     coordinator: pgserver.RunningServer
     workers: list[pgserver.RunningServer]
     reviewed_sql: str = ""  # what `db distribute --sql` printed before the distribution ran
+    distributed: tuple[str, str] = ("", "")  # what `db distribute` printed (stdout, stderr)
 
     @property
     def database(self) -> TestDatabase:

@@ -22,5 +22,6 @@ def cluster() -> Iterator[Cluster]:
     with running_cluster() as started:
         dsn = started.coordinator.dsn("tenantgate")
         started.reviewed_sql = ok(run(["db", "distribute", "--sql"], dsn=dsn)).stdout
-        ok(run(["db", "distribute"], dsn=dsn))
+        result = ok(run(["db", "distribute"], dsn=dsn))
+        started.distributed = (result.stdout, result.stderr)
         yield started

@@ -66,6 +66,14 @@ def test_the_reviewed_sql_is_one_transaction_naming_every_choice(cluster: Cluste
     assert "(select" not in script.split("alter policy", 1)[1].split(";", 1)[0].lower()
 
 
+def test_distribute_says_what_it_did_and_that_the_owner_may_now_log_in(
+        cluster: Cluster) -> None:
+    stdout, stderr = cluster.distributed
+    assert "tables distributed by org_id" in stdout
+    assert "tenantgate_owner may now log in" in stderr
+    assert "pg_hba.conf" in stderr
+
+
 def test_distribute_again_has_nothing_to_do(cluster: Cluster) -> None:
     dsn = cluster.coordinator.dsn(DATABASE)
     assert "nothing to do" in ok(run(["db", "distribute", "--sql"], dsn=dsn)).stdout
