@@ -71,6 +71,27 @@ def test_each_session_sees_only_its_own_orgs_tools_across_nodes(cluster: Cluster
     assert len(nodes) >= 1  # which workers the orgs landed on is Citus's choice
 
 
+def test_a_secret_of_one_org_admits_nothing_charges_nothing_and_audits_nothing_in_another(
+        db: TestDatabase) -> None:
+    victim, attacker = (open_session(db, add_tenant(db, credits=10)) for _ in range(2))
+    v, a = victim.tenant, attacker.tenant
+    attempts = [(v.org_id, v.customer_id, attacker.secret),   # another org's ids, own secret
+                (v.org_id, a.customer_id, attacker.secret),   # victim org, own customer
+                (a.org_id, v.customer_id, attacker.secret),   # own org, victim customer
+                (v.org_id, v.customer_id, victim.secret[:-1] + "x")]  # a guessed secret
+    with db.connect("tenantgate_mediator", autocommit=True) as conn:
+        for n, (org, customer, secret) in enumerate(attempts):
+            with pytest.raises(psycopg.DatabaseError) as refused:
+                conn.execute(ADMIT, (org, customer, secret, f"steal-{n}", "list_tickets", 1))
+            assert refused.value.sqlstate == "42501"
+    with db.connect() as su:
+        for t in (v, a):
+            assert su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                              (t.org_id,)).fetchone() == (10,)
+            assert su.execute("select count(*) from tenantgate.audit_log where org_id = %s",
+                              (t.org_id,)).fetchone() == (0,)
+
+
 def test_context_set_on_the_coordinator_reaches_no_worker_so_direct_reads_find_nothing(
         db: TestDatabase) -> None:
     session = open_session(db, add_tenant(db))
