@@ -99,3 +99,30 @@ def test_session_secret_sent_as_bind_parameter_never_reaches_the_server_log(
     assert control in log, "bind parameters are not logged at all here: the test proves nothing"
     assert session.secret not in log
     assert manager_value not in log
+
+
+def test_a_call_waiting_on_a_held_org_lock_fails_after_lock_timeout_instead_of_hanging(
+        database: TestDatabase) -> None:
+    session = open_session(database, add_tenant(database, credits=10))
+    t = session.tenant
+    with database.connect() as holder:
+        holder.execute("insert into tenantgate.audit_heads (org_id, seq, head_hash) values"
+                       " (%s, 0, decode(repeat('00', 32), 'hex')) on conflict do nothing",
+                       (t.org_id,))
+        holder.commit()
+        holder.execute("select 1 from tenantgate.audit_heads where org_id = %s for update",
+                       (t.org_id,))  # held, as a stuck or hostile client would
+        # A client-side bound of 20s so that, without the role settings, the test fails
+        # (QueryCanceled) instead of hanging; lock_timeout still comes from the role.
+        with database.connect("tenantgate_mediator", autocommit=True,
+                              options="-c statement_timeout=20s") as conn:
+            started = time.monotonic()
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                conn.execute("select * from tenantgate.gate_admit(%s, %s, %s, 'r1', 'list_tickets',"
+                             " 1, 10, 1, false, null)", (t.org_id, t.customer_id, session.secret))
+            waited = time.monotonic() - started
+        holder.rollback()
+    assert 4 < waited < 14, waited  # lock_timeout (5s), well before statement_timeout (15s)
+    with database.connect() as su:
+        assert su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
+                          (t.org_id,)).fetchone() == (10,)  # the failed call charged nothing
