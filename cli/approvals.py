@@ -26,7 +26,8 @@ app = typer.Typer(help="List, approve and deny pending side-effect approvals.",
 OrgArg = Annotated[str, typer.Argument(help="Org name or id.")]
 ApprovalArg = Annotated[str, typer.Argument(help="Approval id (from `approvals list`).")]
 OperatorOption = Annotated[str, typer.Option(
-    help="The approving operator (email or id): an active operator of the same org.")]
+    help="The deciding operator (email or id): an active operator of the same org, not the "
+    "one who requested the call.")]
 
 
 @app.command("list", epilog=epilog("tenantgate approvals list acme",
@@ -34,13 +35,14 @@ OperatorOption = Annotated[str, typer.Option(
 def list_(org: OrgArg,
           all_: Annotated[bool, typer.Option("--all", help="Include answered ones.")] = False,
           dsn: DsnOption = None, as_json: JsonOption = False) -> None:
-    """List an org's pending approvals with the exact arguments the agent wants to run."""
+    """List an org's pending approvals: the exact arguments the agent wants to run, next to
+    the preview (the target as the session sees it now)."""
     with connect(dsn) as conn:
         org_id = _refs.org_id(conn, org)
         rows = fetch_dicts(conn, """
-            select a.approval_id, a.tool_name, a.arguments, ca.name as customer,
-                   op.email as requested_by, a.status, a.created_at, a.decided_at,
-                   dop.email as decided_by, a.session_id
+            select a.approval_id, a.tool_name, a.arguments, a.preview, ca.name as customer,
+                   op.email as requested_by, a.status, a.created_at, a.expires_at,
+                   a.decided_at, dop.email as decided_by, a.session_id
             from tenantgate.approvals a
             left join tenantgate.customer_accounts ca
               on ca.org_id = a.org_id and ca.customer_id = a.customer_id
@@ -51,13 +53,13 @@ def list_(org: OrgArg,
             where a.org_id = %(org)s and (%(all)s or a.status = 'pending')
             order by a.created_at""", {"org": org_id, "all": all_})
     emit_rows(rows, as_json=as_json, title=f"approvals of {org}", empty="no pending approvals",
-              columns=("approval_id", "tool_name", "arguments", "customer", "requested_by",
-                       "status", "created_at"))
+              columns=("approval_id", "tool_name", "arguments", "preview", "customer",
+                       "requested_by", "status", "expires_at"))
 
 
 def _decide(org: str, approval: str, operator: str, approve: bool, dsn: str | None,
             as_json: bool) -> None:
-    from mediator.approvals import Approvals
+    from mediator.approvals import Approvals, OwnRequest
     from mediator.errors import NotFound
 
     approval_id = _refs.require_uuid(approval, "APPROVAL")
@@ -72,6 +74,10 @@ def _decide(org: str, approval: str, operator: str, approve: bool, dsn: str | No
         except NotFound:
             fail(f"no pending approval {approval} in {org}, or {operator} is not an active "
                  f"operator of it (see `tenantgate approvals list {org}`)")
+        except OwnRequest:
+            fail(f"{operator} requested this call and cannot decide it (four eyes): another "
+                 f"active operator of {org} must run `tenantgate approvals "
+                 f"{'approve' if approve else 'deny'} {org} {approval} --operator OTHER`")
     emit_record({"approval_id": approval_id, "status": status}, as_json=as_json,
                 message=f"approval {approval_id} {status}"
                 + ("; the agent's next identical call runs once" if approve else ""))

@@ -305,11 +305,21 @@ with recent as (
   where a.occurred_at >= now() - %(lookback)s::interval
     and (%(org)s::uuid is null or a.org_id = %(org)s)
 ),
+denied as (
+  select org, org_id, operator, occurred_at from recent where decision = 'denied'
+  union all
+  -- callers whose session could not be verified: recorded outside the chain by the gate
+  select o.name, d.claimed_org, null, d.occurred_at
+  from tenantgate.denials d
+  join tenantgate.orgs o on o.org_id = d.claimed_org
+  where d.occurred_at >= now() - %(lookback)s::interval
+    and (%(org)s::uuid is null or d.claimed_org = %(org)s)
+),
 denials as (
   select 'repeated_denials' as kind, org, coalesce(operator, '(unverified)') as operator,
          count(*) as count, min(occurred_at) as first_at, max(occurred_at) as last_at,
          format('%%s denied calls (threshold %%s)', count(*), %(max_denials)s::int) as detail
-  from recent where decision = 'denied'
+  from denied
   group by org, org_id, operator
   having count(*) >= %(max_denials)s::int
 ),

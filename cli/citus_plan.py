@@ -33,26 +33,32 @@ class NeedsRedesign(RuntimeError):
 
 
 # Citus refuses sub-selects in the policies of distributed tables. tenantgate's policies read the
-# verified context through one: `(org_id, customer_id) = (select t.org_id, t.customer_id from
-# tenantgate.current_tenant() t)`. The scalar context functions say the same without one.
+# context through one: `(org_id, customer_id) = (select t.org_id, t.customer_id from
+# tenantgate.current_tenant() t)`, or gate_tenant() for the tool role. Scalar calls say the same.
 _CONTEXT_ROW = re.compile(
-    r"\(\s*SELECT\s+((?:\w+\.\w+,\s*)*\w+\.\w+)\s+FROM\s+tenantgate\.(?:current_tenant|session_context)"
-    r"\(\)\s+\w+\([^()]*\)\)", re.IGNORECASE)
+    r"\(\s*SELECT\s+((?:\w+\.\w+,\s*)*\w+\.\w+)\s+FROM\s+tenantgate\.(current_tenant|session_context"
+    r"|gate_tenant)\(\)\s+\w+\([^()]*\)\)", re.IGNORECASE)
 _CONTEXT_SCALAR = re.compile(r"\(\s*SELECT\s+(tenantgate\.current_\w+\(\))\s+AS\s+\w+\)",
                              re.IGNORECASE)
-_SCALAR_OF = {"org_id": "current_org", "customer_id": "current_customer",
-              "session_id": "current_session", "operator_id": "current_operator",
-              "connector_id": "current_connector"}
+_VERIFIED = {"org_id": "tenantgate.current_org()", "customer_id": "tenantgate.current_customer()",
+             "session_id": "tenantgate.current_session()",
+             "operator_id": "tenantgate.current_operator()",
+             "connector_id": "tenantgate.current_connector()"}
+# gate_tenant() is the (org, customer) call_tool verified and set; the tool role reads the settings.
+_GATE_SET = {"org_id": "tenantgate.setting_uuid('app.org_id'::text)",
+             "customer_id": "tenantgate.setting_uuid('app.customer_id'::text)"}
+SETTING_READER = "tenantgate.setting_uuid(text)"
 
 
 def without_subselects(expression: str) -> str:
     """A policy expression with its context sub-selects replaced by the scalar context calls."""
     def row(match: re.Match[str]) -> str:
         columns = [c.strip().split(".", 1)[1] for c in match.group(1).split(",")]
-        unknown = [c for c in columns if c not in _SCALAR_OF]
+        scalar = _GATE_SET if match.group(2).lower() == "gate_tenant" else _VERIFIED
+        unknown = [c for c in columns if c not in scalar]
         if unknown:
             raise NeedsRedesign(f"no scalar context function for {unknown[0]!r}")
-        calls = ", ".join(f"tenantgate.{_SCALAR_OF[c]}()" for c in columns)
+        calls = ", ".join(scalar[c] for c in columns)
         return f"ROW({calls})" if len(columns) > 1 else calls
 
     rewritten = _CONTEXT_SCALAR.sub(r"\1", _CONTEXT_ROW.sub(row, expression))
@@ -106,10 +112,21 @@ order by 1, 2
 _POLICIES = """
 select pg_catalog.quote_ident(p.polname), pg_catalog.format('%%s', p.polrelid::pg_catalog.regclass),
        pg_catalog.pg_get_expr(p.polqual, p.polrelid),
-       pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
+       pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid),
+       (select pg_catalog.array_agg(pg_catalog.quote_ident(r.rolname) order by r.rolname)
+          from pg_catalog.pg_roles r where r.oid = any (p.polroles)) as roles
 from pg_catalog.pg_policy p
 where p.polrelid = any (%s::pg_catalog.regclass[])
   and (p.polqual::text like '%%{SUBLINK %%' or p.polwithcheck::text like '%%{SUBLINK %%')
+order by 2, 1
+"""
+
+_INSERT_TRIGGERS = """
+select pg_catalog.quote_ident(t.tgname), pg_catalog.format('%%s', t.tgrelid::pg_catalog.regclass),
+       pg_catalog.pg_get_triggerdef(t.oid)
+from pg_catalog.pg_trigger t
+where t.tgrelid = any (%s::pg_catalog.regclass[]) and not t.tgisinternal
+  and (t.tgtype & 4) <> 0  -- fires on INSERT, so it would fire while Citus copies the rows
 order by 2, 1
 """
 
@@ -171,7 +188,10 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
         steps.append(Step("the audit tables' triggers only refuse UPDATE, DELETE and TRUNCATE; "
                           "they read no other table and are safe on every shard",
                           "set local citus.enable_unsafe_triggers = on"))
-        for name, table, using, check in _rows(conn, _POLICIES, (todo_dist,)):
+        readers: set[str] = set()
+        for name, table, using, check, roles in _rows(conn, _POLICIES, (todo_dist,)):
+            if "gate_tenant()" in f"{using} {check}":
+                readers.update(roles or ())
             try:
                 clauses = "".join(
                     f" {kind} ({without_subselects(expr)})"
@@ -181,6 +201,15 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
             steps.append(Step(f"Citus refuses sub-selects in policies of distributed tables: "
                               f"{name} on {table} calls the scalar context functions instead",
                               f"alter policy {name} on {table}{clauses}"))
+        if readers:
+            steps.append(Step("the rewritten tool-role policies read the gate's settings "
+                              "directly", f"grant execute on function {SETTING_READER} to "
+                              f"{', '.join(sorted(readers))}"))
+        insert_triggers = _rows(conn, _INSERT_TRIGGERS, (todo_ref + todo_dist,))
+        for name, table, _definition in insert_triggers:
+            steps.append(Step(f"re-created below: it would fire on every node while Citus copies "
+                              f"the rows of {table}, before the tables it writes exist there",
+                              f"drop trigger {name} on {table}"))
         foreign_keys = _rows(conn, _FOREIGN_KEYS, (todo_ref + todo_dist,))
         for table, name, _definition in foreign_keys:
             steps.append(Step(f"re-added below: Citus distributes a table only once what it "
@@ -199,6 +228,9 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
             steps.append(Step(f"the foreign key dropped above, now between colocated or "
                               f"reference tables ({table})",
                               f"alter table {table} add constraint {name} {definition}"))
+        for _name, table, definition in insert_triggers:
+            steps.append(Step(f"the trigger dropped above, back on {table} (and its shards)",
+                              definition))
     for signature, proname, keyed, is_trigger, done in _rows(conn, _FUNCTIONS,
                                                              (ORG_ARGUMENT, list(SCHEMAS))):
         if done or is_trigger:

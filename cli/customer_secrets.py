@@ -76,6 +76,37 @@ def set_(
                 f"{provider.current_key_id!r}")
 
 
+@app.command(epilog=epilog(
+    "tenantgate secrets keygen --file /etc/tenantgate/keys",
+    "tenantgate secrets keygen --file /etc/tenantgate/keys --append   # before a rotation"))
+def keygen(
+    file: Annotated[Path, typer.Option("--file", dir_okay=False,
+                                       help="Key file to create (mode 0600) or append to.")],
+    key_id: Annotated[str | None, typer.Option(
+        "--key-id", help="Id of the new key (default: k<date>-<4 hex digits>).")] = None,
+    append: Annotated[bool, typer.Option(
+        "--append", help="Add the key to an existing key file (to rotate to it).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a new encryption key to a key file and print its key id (never the key).
+
+    Point $TENANTGATE_SECRET_KEYS_FILE at the file and $TENANTGATE_SECRET_KEY_CURRENT at the id.
+    """
+    from mediator.keygen import KeyFileError, write_new_key
+
+    try:
+        new_id = write_new_key(file, key_id, append=append)
+    except KeyFileError as exc:
+        fail(str(exc), 2)
+    if as_json:
+        emit_record({"key_id": new_id, "file": str(file)}, as_json=True, message="")
+        return
+    typer.echo(new_id)
+    stderr.print(f"{'added' if append else 'wrote'} key {new_id!r} to {str(file)!r} (mode 0600); "
+                 f"use it with TENANTGATE_SECRET_KEYS_FILE={file} "
+                 f"TENANTGATE_SECRET_KEY_CURRENT={new_id}", markup=False, soft_wrap=True)
+
+
 @app.command(epilog=epilog("tenantgate secrets check acme GX-1001"))
 def check(org: OrgArg, customer: CustomerArg,
           dsn: DsnOption = None, as_json: JsonOption = False) -> None:

@@ -253,7 +253,8 @@ def enrol(
     customer_column: Annotated[str, typer.Option(help="The uuid column naming the customer.")
                                ] = "customer_id",
     privilege: Annotated[list[str] | None, typer.Option(
-        help="Privilege the mediator gets (select, insert, update, delete); repeatable.")] = None,
+        help="Privilege the gate's tool functions get (select, insert, update, delete); "
+        "repeatable. The mediator itself gets none.")] = None,
     full_access_role: Annotated[list[str] | None, typer.Option(
         help="Role that keeps seeing every row (your application's role); repeatable.")] = None,
     dsn: DsnOption = None,
@@ -284,8 +285,9 @@ def enrol(
     if as_json:
         emit_json(record)
     else:
-        typer.echo(f"enrolled {exists[0]}: the mediator gets {', '.join(privileges)} on the "
-                   "rows of the verified session only")
+        typer.echo(f"enrolled {exists[0]}: tool functions get {', '.join(privileges)} on the "
+                   "rows of the verified session only; declare tools over it in a tools file "
+                   "(tenantgate tools check/apply)")
         for f in findings:
             stderr.print(f"finding: {f.lint} {f.object}: {f.why}\n  fix: {f.fix}")
 

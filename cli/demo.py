@@ -76,8 +76,6 @@ class DemoEnv:
             http_port=port,
             pool_min_size=2,
             pool_max_size=8,
-            rate_burst=20,
-            rate_per_second=5.0,
         )
         self.signer = TokenSigner(
             issuer="tenantgate-demo", audience=self.url, private_key=key, algorithm="ES256"
@@ -119,6 +117,11 @@ def setup(port: int) -> DemoEnv:
                         sql.Identifier(role), sql.Literal(password)
                     )
                 )
+        # The demo schema and its tools file are not in the production migrations: install them.
+        from cli.demo_schema import install_demo
+
+        with psycopg.connect(server.dsn(dbname), autocommit=True) as conn:
+            install_demo(conn)
         world = seed(server.dsn(dbname))
         workdir = Path(tempfile.mkdtemp(prefix="tenantgate-demo-"))
         return DemoEnv(server, dbname, passwords, port, world, workdir)

@@ -9,7 +9,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from mediator.errors import NotFound
+from mediator.errors import MediatorError, NotFound
+
+
+class OwnRequest(MediatorError):
+    """an operator cannot decide their own request: ask another active operator of the org"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +29,11 @@ class Approval:
 
 
 class Approvals:
-    """The admin-side API (tenantgate_admin); the CLI calls the same functions."""
+    """The admin-side API (tenantgate_admin); the CLI calls the same functions.
+
+    Four eyes: the database lets an active operator of the same org decide, never the operator
+    whose session asked (OwnRequest).
+    """
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -50,6 +58,11 @@ class Approvals:
                 ).fetchone()
         except psycopg.errors.NoDataFound:
             raise NotFound() from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # four eyes: tenantgate.approval_decide refuses the requester (42501)
+            if "own request" in (exc.diag.message_primary or ""):
+                raise OwnRequest() from None
+            raise
         return str(row[0]) if row else ""
 
     def approve(self, org_id: str, approval_id: str, operator_id: str) -> str:

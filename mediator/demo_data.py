@@ -60,7 +60,13 @@ def _one(conn: psycopg.Connection[Any], query: Any, params: Any) -> Any:
     return row[0]
 
 
-def seed(superuser_dsn: str, *, credits: int = 1000) -> World:
+def seed(
+    superuser_dsn: str,
+    *,
+    credits: int = 1000,
+    rate_burst: int | None = None,
+    rate_per_second: float | None = None,
+) -> World:
     """Create the demo world (as a superuser: demo tables are under forced RLS)."""
     orgs: dict[str, Org] = {}
     today = dt.date.today()
@@ -93,10 +99,15 @@ def seed(superuser_dsn: str, *, credits: int = 1000) -> World:
                 )
             )
             for tool, scope, side, cost in CATALOG:
+                # approval policy and rate limit: the tools file's defaults (tools/demo.yaml)
                 conn.execute(
                     "insert into tenantgate.tools (org_id, connector_id, tool_name,"
-                    " required_scope, side_effect, credit_cost) values (%s,%s,%s,%s,%s,%s)",
-                    (org_id, conn_id, tool, scope, side, cost),
+                    " required_scope, side_effect, credit_cost, approval, rate_burst,"
+                    " rate_per_second)"
+                    " select %s, %s, d.tool_name, %s, %s, %s, d.default_approval,"
+                    " coalesce(%s, d.default_burst), coalesce(%s, d.default_per_second)"
+                    " from tenantgate.tool_definitions d where d.tool_name = %s",
+                    (org_id, conn_id, scope, side, cost, rate_burst, rate_per_second, tool),
                 )
             conn.execute("select tenantgate.grant_credits(%s, %s, 'demo-seed')", (org_id, credits))
             org = Org(org_name, org_id, ops[0], ops[1], conn_id)

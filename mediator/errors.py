@@ -53,9 +53,16 @@ class NoCredit(MediatorError):
 class ApprovalRequired(MediatorError):
     """approval required"""
 
-    def __init__(self, approval_id: str) -> None:
+    def __init__(self, approval_id: str, approver: str = "operator") -> None:
         self.approval_id = approval_id
-        super().__init__(f"approval required: approval {approval_id} is pending")
+        self.approver = approver
+        who = (
+            "the session's operator must answer it in the host"
+            if approver == "host"
+            else "another operator of the org must approve it (tenantgate approvals approve)"
+        )
+        super().__init__(f"approval required: approval {approval_id} is pending; {who}, then "
+                         "call again with the same arguments")
 
 
 class ApprovalDenied(MediatorError):
@@ -64,6 +71,20 @@ class ApprovalDenied(MediatorError):
 
 class ApprovalUsed(MediatorError):
     """approval already used"""
+
+
+class RequestKeyReused(MediatorError):
+    """request id already used for another tool or other arguments: use a fresh one"""
+
+
+class UpstreamNotConfigured(MediatorError):
+    """upstream not configured for this customer"""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "upstream not configured for this customer: an admin stores its key "
+            "(tenantgate secrets set) and the connector's --base-url"
+        )
 
 
 class UpstreamFailed(MediatorError):
@@ -94,3 +115,50 @@ def from_psycopg(exc: psycopg.Error) -> MediatorError:
     if isinstance(exc, psycopg.OperationalError):
         return Unavailable()
     return MediatorError("internal error")
+
+
+class HttpToolFailed(UpstreamFailed):
+    """the upstream call failed"""
+
+    # Failures of an HTTP-backed tool (mediator/http_call.py). Each carries what the outcome
+    # audit row records; none carries the key, the upstream body or a traceback context.
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        attempts: int = 0,
+        latency_ms: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.latency_ms = latency_ms
+
+
+class UpstreamRejected(HttpToolFailed):
+    """the upstream refused the request (HTTP 4xx)"""
+
+
+class UpstreamUnavailable(HttpToolFailed):
+    """the upstream failed or could not be reached (HTTP 5xx), retry later"""
+
+
+class UpstreamTimeout(HttpToolFailed):
+    """the upstream did not answer in time, retry later"""
+
+
+class UpstreamTooLarge(HttpToolFailed):
+    """the upstream answer is larger than the tool's size limit"""
+
+
+class UpstreamInvalid(HttpToolFailed):
+    """the upstream answered something that is not the JSON the tool expects"""
+
+
+class CredentialUnreadable(HttpToolFailed):
+    """the customer's stored API key cannot be decrypted: run `tenantgate secrets check`"""
+
+
+class EgressRefused(HttpToolFailed):
+    """the connector's upstream is not allowed by the mediator's egress policy"""

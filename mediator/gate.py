@@ -1,138 +1,127 @@
-"""The per-turn gate: trust check, catalog, scope, validation, limits, credits, query, audit."""
+"""The per-turn gate: one statement of tenantgate.call_tool per tools/call, of list_tools per list.
+
+Everything that decides (session, catalog, scope, arguments, rate limit, request key, approval,
+credits, the tool itself, shaping, audit) happens in that statement, in the database. This module
+carries the verified token's tenant and secret to it and turns its answer into a result or a
+MediatorError.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import logging
+import math
 import re
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, LiteralString
 
-import orjson
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ValidationError
 
 from mediator import errors as E
-from mediator.db import sql_context
 from mediator.settings import Settings
-from mediator.shaping import DataPolicy, shape_rows
 from mediator.tokens import Claims
-from mediator.tools import Registry, Tool
 
 logger = logging.getLogger("tenantgate.gate")
 
 # answer(approval_id, tool, arguments) -> True approved, False denied, None cannot ask
 Approver = Callable[[str, str, dict[str, Any]], Awaitable[bool | None]]
 
-TRUST_CHECK = (
-    "select * from tenantgate.trust_check("
-    "%(org)s::uuid, %(conn)s::uuid, %(cust)s::uuid, %(secret)s)"
+CALL: LiteralString = "select tenantgate.call_tool(%s::uuid, %s::uuid, %s, %s, %s, %s::jsonb)"
+LIST: LiteralString = "select tenantgate.list_tools(%s::uuid, %s::uuid, %s)"
+OUTCOME: LiteralString = (
+    "select tenantgate.upstream_outcome(%s::uuid, %s::uuid, %s, %s, %s, %s, %s, %s)"
 )
-AUDIT = "select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)"
-AUDIT_DENIAL = "select tenantgate.audit_denial(%s::uuid, %s, %s, %s, %s::jsonb)"
-RATE = "select tenantgate.rate_take(%s, %s, %s)"
-APPROVAL = "select * from tenantgate.approval_take(%s, %s, %s::jsonb)"
-APPROVAL_USE = "select tenantgate.approval_use(%s::uuid)"
-ANSWER = "select tenantgate.approval_answer(%s::uuid, %s)"
+HTTP_SPEC: LiteralString = (
+    "select http from tenantgate.tool_definitions where tool_name = %s and version = %s"
+)
+ANSWER: LiteralString = "select tenantgate.approval_answer(%s::uuid, %s::uuid, %s, %s::uuid, %s)"
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
-ADMIT = (
-    "select * from tenantgate.gate_admit(%s::uuid, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
-)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One catalog row: a tool this session's connector enables."""
-
-    name: str
-    required_scope: str
-    side_effect: bool
-    credit_cost: int
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """What the trust check proved for this turn."""
-
-    session_id: str
-    operator_id: str
-    scopes: frozenset[str]
-    catalog: dict[str, Entry]
-
-
-def _verified(rows: list[dict[str, Any]], claims: Claims) -> Verified | None:
-    if not rows:
-        return None
-    first = rows[0]
-    if (
-        str(first["session_id"]) != claims.session_id
-        or str(first["operator_id"]) != claims.operator_id
-    ):
-        return None  # the token names another session than its secret opens
-    scopes = frozenset(first["scopes"]) & claims.scopes
-    catalog = {
-        r["tool_name"]: Entry(
-            r["tool_name"],
-            r["required_scope"],
-            r["side_effect"],
-            r["credit_cost"],
-            r["description"],
-        )
-        for r in rows
-    }
-    return Verified(str(first["session_id"]), str(first["operator_id"]), scopes, catalog)
+def _unstorable(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where a value JSON in the database cannot hold (NUL, a lone surrogate, a non-finite
+    number) hides in the arguments."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return loc
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            return loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            # `is None`, not `or`: a bad top-level key is found at loc (), which is falsy
+            found = _unstorable(key, loc)
+            if found is None:
+                found = _unstorable(item, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable(item, (*loc, i))
+            if found is not None:
+                return found
+    return None
 
 
-def args_hash(model: BaseModel) -> bytes:
-    return hashlib.sha256(
-        orjson.dumps(model.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    ).digest()
+def _raise_for(answer: dict[str, Any]) -> None:
+    """Turn a refusal answered by the gate into the error the host sees."""
+    status = answer.get("status")
+    if status == "ok":
+        return
+    if status == "not_found":
+        raise E.NotFound()
+    if status == "invalid_arguments":
+        raise E.InvalidArguments(list(answer.get("errors") or []))
+    if status == "rate_limited":
+        raise E.RateLimited()
+    if status == "no_credit":
+        raise E.NoCredit()
+    if status == "approval_required":
+        raise E.ApprovalRequired(str(answer.get("approval_id")), str(answer.get("approver")))
+    if status == "denied":
+        raise E.ApprovalDenied()
+    if status == "conflict":
+        raise E.RequestKeyReused()
+    if status == "unconfigured":
+        raise E.UpstreamNotConfigured()
+    logger.warning("tool call failed in the database: sqlstate=%s", answer.get("sqlstate"))
+    raise E.MediatorError("internal error")
 
 
 class Gate:
-    """Runs every tool call and tools/list through the database, in as few round trips as it can."""
+    """Runs every tool call and tools/list through the database: one statement, one round trip."""
 
-    def __init__(
-        self,
-        pool: AsyncConnectionPool[Any],
-        registry: Registry,
-        policy: DataPolicy,
-        settings: Settings,
-    ) -> None:
-        self.pool, self.registry, self.policy, self.settings = pool, registry, policy, settings
-        # test hook: awaited with the connection after the read is sent, before its commit
-        self.fault_before_commit: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None
-        self.fault_before_commit = None
+    def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings) -> None:
+        self.pool, self.settings = pool, settings
+        self._upstream: HttpHalf | None = None  # built on the first HTTP-backed call
 
-    # -- tools/list -------------------------------------------------------------------------
+    @property
+    def upstream(self) -> HttpHalf:
+        if self._upstream is None:
+            self._upstream = HttpHalf(self)
+        return self._upstream
+
+    async def close(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.close()
+
+    async def _one(self, query: LiteralString, params: tuple[Any, ...]) -> Any:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            logger.warning("gate statement failed: sqlstate=%s", exc.sqlstate)
+            raise E.from_psycopg(exc) from None
+        return row[0] if row else None
+
     async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
-            v = _verified(await cur.fetchall(), claims)
-        if v is None:
-            return []
-        out = []
-        for entry in v.catalog.values():
-            tool = self.registry.get(entry.name)
-            if tool is None or entry.required_scope not in v.scopes:
-                continue
-            out.append(
-                {
-                    "name": tool.name,
-                    "description": entry.description or tool.description,
-                    "inputSchema": tool.input_schema(),
-                    "annotations": tool.annotations(),
-                }
-            )
-        return out
+        """The session's catalog as MCP tool objects; [] for a session that is not live."""
+        tools = await self._one(LIST, (claims.org_id, claims.customer_id, claims.session_secret))
+        return list(tools or [])
 
-    # -- tools/call -------------------------------------------------------------------------
     async def call(
         self,
         claims: Claims,
@@ -142,248 +131,164 @@ class Gate:
         approver: Approver | None = None,
     ) -> Any:
         """Run one tool call; return its shaped result or raise a MediatorError."""
-        if not (request_key and REQUEST_KEY.match(request_key)):
-            request_key = uuid.uuid4().hex  # an unusable key is ignored: no idempotency, no error
-        key = request_key
-        request_id = f"{claims.session_id}:{key}"[:200]
+        if not TOOL_NAME.match(name):
+            name = "<invalid>"  # cannot be in any catalog; still recorded as a refusal
+        if request_key is not None and not REQUEST_KEY.match(request_key):
+            request_key = None  # an unusable key is ignored: no idempotency, no error
+        bad = _unstorable(arguments or {})
+        if bad is not None:
+            msg = "text must not contain NUL characters or lone surrogates"
+            raise E.InvalidArguments([{"loc": list(bad), "msg": msg}])
         try:
-            result = await self._call(claims, name, arguments or {}, request_id)
+            return await self._call(claims, name, arguments or {}, request_key)
         except E.ApprovalRequired as pending:
-            if approver is None:
+            if approver is None or pending.approver != "host":
                 raise
             answer = await approver(pending.approval_id, name, arguments or {})
             if answer is None:
                 raise
-            await self._answer(claims, pending.approval_id, answer)
+            decided = await self._one(
+                ANSWER,
+                (
+                    claims.org_id,
+                    claims.customer_id,
+                    claims.session_secret,
+                    pending.approval_id,
+                    answer,
+                ),
+            )
+            if decided == "not_found":
+                raise E.NotFound() from None
             if not answer:
                 raise E.ApprovalDenied() from None
-            result = await self._call(claims, name, arguments or {}, request_id + ":approved")
-        return result
+            return await self._call(claims, name, arguments or {}, request_key)
 
     async def _call(
-        self, claims: Claims, name: str, arguments: dict[str, Any], request_id: str
+        self, claims: Claims, name: str, arguments: dict[str, Any], request_key: str | None
     ) -> Any:
+        answer = await self._one(
+            CALL,
+            (
+                claims.org_id,
+                claims.customer_id,
+                claims.session_secret,
+                request_key,
+                name,
+                Jsonb(arguments),
+            ),
+        )
+        if not isinstance(answer, dict):
+            raise E.MediatorError("internal error")
+        if answer.get("status") == "upstream":
+            return await self.upstream.call(claims, name, answer, request_key)
+        _raise_for(answer)
+        return answer.get("result")
+
+
+class HttpHalf:
+    """The HTTP half of an admitted, charged, audited HTTP-backed call (mediator/http_call.py).
+
+    The database handed over this session's customer's sealed key only; it is decrypted in memory,
+    only after the egress checks pass, and the outcome goes back as one 'upstream' audit row.
+    The charge stands whatever upstream answers (docs/http-tools.md).
+    """
+
+    def __init__(self, gate: Gate) -> None:
+        from mediator.db import load_policy
+        from mediator.egress import EgressPolicy
+        from mediator.keys import FileKeyProvider
+        from mediator.upstream import UpstreamClient
+
+        self.gate = gate
+        self.client = UpstreamClient(EgressPolicy.from_env())
+        self._provider: FileKeyProvider | None = None
+        self._provider_factory = FileKeyProvider.from_env
+        self._load_policy = load_policy
+        self._policy: Any = None
+        self._specs: dict[tuple[str, int], Any] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _key_provider(self) -> Any:
+        if self._provider is None:
+            self._provider = self._provider_factory()
+        return self._provider
+
+    async def _spec(self, name: str, version: int) -> Any:
+        from mediator.http_tools import HttpToolSpec
+
+        spec = self._specs.get((name, version))
+        if spec is None:
+            stored = await self.gate._one(HTTP_SPEC, (name, version))
+            if not isinstance(stored, dict):
+                raise E.MediatorError("internal error")
+            spec = HttpToolSpec.from_mapping(name, stored)
+            self._specs = {k: v for k, v in self._specs.items() if k[0] != name}
+            self._specs[(name, version)] = spec
+        return spec
+
+    async def call(
+        self, claims: Claims, name: str, answer: dict[str, Any], request_key: str | None
+    ) -> Any:
+        from mediator.http_call import call_http_tool
+        from mediator.secrets import unseal
+
+        if self._policy is None:
+            self._policy = await self._load_policy(self.gate.pool)
+        up = answer["upstream"]
+        ciphertext = base64.b64decode(up["ciphertext"])
+        status, size, latency, error = 0, 0, 0.0, ""
         try:
-            async with self.pool.connection() as conn:
-                return await self._run(conn, claims, name, arguments, request_id)
-        except E.MediatorError:
+            spec = await self._spec(name, int(answer["version"]))
+            outcome = await call_http_tool(
+                spec,
+                answer.get("args") or {},
+                base_url=up["base_url"],
+                auth_header=up["auth_header"],
+                key=lambda: unseal(ciphertext, up["key_id"], self._key_provider()),
+                client=self.client,
+                policy=self._policy,
+                scopes=answer.get("scopes") or [],
+                idempotency_key=request_key,
+            )
+        except E.MediatorError as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            latency = float(getattr(exc, "latency_ms", 0.0) or 0.0)
+            error = type(exc).__name__
+            await self._report(claims, answer, status, size, latency, error)
             raise
-        except psycopg.Error as exc:
-            mapped = E.from_psycopg(exc)
-            logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
-            raise mapped from None
+        except Exception:
+            logger.warning("upstream call failed unexpectedly: tool=%s", name)
+            await self._report(claims, answer, 0, 0, 0.0, "internal")
+            raise E.UpstreamFailed() from None
+        await self._report(claims, answer, outcome.status, outcome.bytes, outcome.latency_ms, "")
+        return outcome.result
 
-    async def _run(
+    async def _report(
         self,
-        conn: psycopg.AsyncConnection[Any],
         claims: Claims,
-        name: str,
-        arguments: dict[str, Any],
-        request_id: str,
-    ) -> Any:
-        if not TOOL_NAME.match(name):
-            name = "<invalid>"  # cannot be in any catalog; keeps the audit row storable
-        # Round trip 1: trust check + catalog (autocommit, read only).
-        cur = await conn.cursor(row_factory=dict_row).execute(TRUST_CHECK, _tc_params(claims))
-        v = _verified(await cur.fetchall(), claims)
-        tool = self.registry.get(name)
-        entry = v.catalog.get(name) if v else None
-        if v is None:
-            await conn.execute(
-                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
-            )
-            raise E.NotFound()
-        if tool is None or entry is None or entry.required_scope not in v.scopes:
-            await self._audit(
-                conn, claims, request_id, name, "denied", {"reason": "not_in_catalog"}
-            )
-            raise E.NotFound()
-        try:
-            args = tool.input_model.model_validate(arguments)
-        except ValidationError as exc:
-            errs = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
-            reason = {"reason": "invalid_arguments"}
-            await self._audit(conn, claims, request_id, name, "denied", reason)
-            raise E.InvalidArguments(errs) from None
-        digest = args_hash(args)
-        detail: dict[str, Any] = {"args_sha256": digest.hex()}
-        s = self.settings
-        take_rate = True
-        if entry.side_effect:
-            # Round trip 1b (side effects only): rate limit, then a human's approval.
-            # A pipeline without BEGIN runs as one implicit transaction, committed at its Sync.
-            try:
-                async with conn.pipeline():
-                    await conn.execute(sql_context(), _ctx_params(claims))
-                    await conn.execute(RATE, (name, s.rate_burst, s.rate_per_second))
-                    acur = await conn.execute(APPROVAL, (name, digest, args.model_dump_json()))
-            except psycopg.Error as exc:
-                await self._refuse(conn, claims, request_id, name, exc, detail)
-            status, approval_id = await acur.fetchone() or ("pending", None)
-            detail["approval_id"] = str(approval_id)
-            if status != "approved":
-                decision = "approval_required" if status == "pending" else "denied"
-                await self._audit(conn, claims, request_id, name, decision, detail)
-                if status == "pending":
-                    raise E.ApprovalRequired(str(approval_id))
-                raise E.ApprovalDenied()
-            take_rate = False
-        params = args.model_dump()
-        params.update(org_id=claims.org_id, customer_id=claims.customer_id, max_rows=s.max_rows + 1)
-        admit_args = (
-            claims.org_id,
-            claims.customer_id,
-            claims.session_secret,
-            request_id,
-            name,
-            entry.credit_cost,
-            s.rate_burst,
-            s.rate_per_second,
-            take_rate,
-            orjson.dumps(detail).decode(),
-        )
-        if entry.side_effect:
-            return await self._side_effect(conn, claims, v, tool, params, admit_args, detail)
-        # Round trip 2, one implicit transaction: admit (context, rate limit, credits, the audit
-        # row), then the template; committed at the pipeline's Sync, or rolled back whole.
-        try:
-            async with conn.pipeline():
-                await conn.execute(ADMIT, admit_args)  # sets the context first
-                data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
-                if self.fault_before_commit is not None:
-                    await self.fault_before_commit(conn)
-        except psycopg.Error as exc:
-            await self._refuse(conn, claims, request_id, name, exc, detail)
-        rows = await data.fetchall()
-        if tool.runner is not None:
-            rows = await self._run_upstream(conn, claims, request_id, tool, rows, args)
-        return self._shape(tool, v, rows)
-
-    async def _run_upstream(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        claims: Claims,
-        request_id: str,
-        tool: Tool,
-        rows: list[dict[str, Any]],
-        args: BaseModel,
-    ) -> list[dict[str, Any]]:
-        """The HTTP half of a tool, after its audit row committed (no connection work inside)."""
-        assert tool.runner is not None
-        try:
-            return await tool.runner(rows, args)
-        except Exception as exc:
-            logger.warning("upstream call failed: tool=%s error=%s", tool.name, type(exc).__name__)
-        await self._audit(conn, claims, request_id, tool.name, "error", {"reason": "upstream"})
-        raise E.UpstreamFailed()
-
-    async def _side_effect(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        claims: Claims,
-        v: Verified,
-        tool: Tool,
-        params: dict[str, Any],
-        admit_args: tuple[Any, ...],
-        detail: dict[str, Any],
-    ) -> Any:
-        """Approval use, credits, audit and the change in one explicit transaction, committed
-        only when the change touched a row: otherwise nothing is charged or used up."""
-        request_id, name = admit_args[3], admit_args[4]
-        try:
-            async with conn.pipeline():
-                await conn.execute("begin")
-                await conn.execute(sql_context(), _ctx_params(claims))
-                await conn.execute(APPROVAL_USE, (detail["approval_id"],))
-                await conn.execute(ADMIT, admit_args)
-                data = await conn.cursor(row_factory=dict_row).execute(tool.sql, params)
-            rows = await data.fetchall()
-            if rows:
-                await conn.execute("commit")
-                return self._shape(tool, v, rows)
-        except psycopg.Error as exc:
-            await self._refuse(conn, claims, request_id, name, exc, detail)
-        await conn.rollback()
-        await self._audit(conn, claims, request_id, name, "denied", {**detail, "reason": "no_row"})
-        raise E.NotFound()
-
-    def _shape(self, tool: Tool, v: Verified, rows: list[dict[str, Any]]) -> Any:
-        s = self.settings
-        shaped = shape_rows(
-            rows,
-            column_of=tool.column_of,
-            policy=self.policy,
-            ceiling=self.policy.ceiling(v.scopes),
-            max_rows=s.max_rows,
-            max_bytes=s.max_bytes,
-        )
-        if not tool.many:
-            if not shaped.rows:
-                raise E.NotFound()
-            out: dict[str, Any] = dict(shaped.rows[0])
-        else:
-            out = {"items": shaped.rows, "truncated": shaped.truncated}
-        if shaped.masked:
-            out["_masked"] = list(shaped.masked)
-        return out
-
-    # -- endings that are not a successful read ---------------------------------------------
-    async def _audit(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        claims: Claims,
-        request_id: str,
-        name: str,
-        decision: str,
-        detail: dict[str, Any],
+        answer: dict[str, Any],
+        status: int,
+        size: int,
+        latency_ms: float,
+        error: str,
     ) -> None:
-        """Audit a refusal for the verified session (one round trip, its own transaction)."""
-        async with conn.pipeline():
-            await conn.execute(sql_context(), _ctx_params(claims))
-            await conn.execute(AUDIT, (request_id, name, decision, orjson.dumps(detail).decode()))
-
-    async def _refuse(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        claims: Claims,
-        request_id: str,
-        name: str,
-        exc: psycopg.Error,
-        detail: dict[str, Any],
-    ) -> NoReturn:
-        """A statement failed mid-call: roll back, audit why in a fresh transaction, re-raise."""
-        mapped = E.from_psycopg(exc)
-        decision = {E.RateLimited: "rate_limited", E.NoCredit: "no_credit"}.get(
-            type(mapped), "error"
-        )
-        if decision == "error":
-            logger.warning("tool call failed: tool=%s sqlstate=%s", name, exc.sqlstate)
-            detail = {**detail, "sqlstate": exc.sqlstate}
-        if conn.closed or conn.broken:
-            raise E.Unavailable() from None
-        await conn.rollback()  # an explicit transaction may be open (side effects)
-        if mapped.message == "not found":  # the session stopped being live since round trip 1
-            await conn.execute(
-                AUDIT_DENIAL, (claims.org_id, request_id, name[:64], "trust_check_failed", "{}")
+        try:
+            await self.gate._one(
+                OUTCOME,
+                (
+                    claims.org_id,
+                    claims.customer_id,
+                    claims.session_secret,
+                    int(answer["admission"]),
+                    status,
+                    size,
+                    int(latency_ms),
+                    error,
+                ),
             )
-        else:
-            await self._audit(conn, claims, request_id, name, decision, detail)
-        raise mapped from None
-
-    async def _answer(self, claims: Claims, approval_id: str, approve: bool) -> None:
-        async with self.pool.connection() as conn, conn.pipeline():
-            await conn.execute(sql_context(), _ctx_params(claims))
-            await conn.execute(ANSWER, (approval_id, approve))
-
-
-def _ctx_params(c: Claims) -> dict[str, str]:
-    return {"org": c.org_id, "cust": c.customer_id, "secret": c.session_secret}
-
-
-def _tc_params(c: Claims) -> dict[str, str]:
-    return {
-        "org": c.org_id,
-        "conn": c.connector_id,
-        "cust": c.customer_id,
-        "secret": c.session_secret,
-    }
+        except E.MediatorError:
+            logger.warning(
+                "could not record an upstream outcome: admission=%s", answer.get("admission")
+            )

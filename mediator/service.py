@@ -9,12 +9,11 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from mediator import errors as E
-from mediator.db import load_policy, make_pool
+from mediator.db import make_pool
 from mediator.gate import Approver, Gate
 from mediator.settings import Settings
 from mediator.shaping import dumps
 from mediator.tokens import Claims, TokenVerifier
-from mediator.tools import Registry, default_registry
 
 logger = logging.getLogger("tenantgate.mediator")
 
@@ -50,11 +49,11 @@ class Mediator:
         self._verified: dict[str, Claims] = {}
 
     @classmethod
-    async def start(cls, settings: Settings, registry: Registry | None = None) -> Mediator:
+    async def start(cls, settings: Settings) -> Mediator:
         verifier = TokenVerifier(settings)
         pool = make_pool(settings)
         await pool.open(wait=True)
-        gate = Gate(pool, registry or default_registry(), await load_policy(pool), settings)
+        gate = Gate(pool, settings)
         logger.info(
             "mediator ready: pool %d..%d, prepare_threshold=%s",
             settings.pool_min_size,
@@ -64,6 +63,7 @@ class Mediator:
         return cls(settings, verifier, gate, pool)
 
     async def close(self) -> None:
+        await self.gate.close()
         await self.pool.close()
 
     def authenticate(self, token: str) -> Claims:

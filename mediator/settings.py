@@ -44,11 +44,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     workers: int = Field(default=1, ge=1, le=64)
 
-    # per-call limits
-    rate_burst: int = Field(default=30, ge=1, le=100_000)
-    rate_per_second: float = Field(default=10.0, gt=0, le=100_000)
-    max_rows: int = Field(default=100, ge=1, le=10_000)
-    max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Per-call limits (rate, rows, bytes), cost, scope and approval are not settings: the database
+    # reads them from the catalog (tenantgate.tools) and the tool definitions, never from us.
 
     @field_validator("prepare_threshold", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from tests.pg import TestDatabase
 
@@ -83,10 +84,13 @@ def add_connector(
         assert row is not None
         connector_id: uuid.UUID = row[0]
         for name, scope, side_effect, cost in tools:
+            # Side effects wait for another operator's approval, as `tenantgate tools enable`
+            # copies from the demo tools file.
             conn.execute(
                 "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope,"
-                " side_effect, credit_cost) values (%s, %s, %s, %s, %s, %s)",
-                (org_id, connector_id, name, scope, side_effect, cost),
+                " side_effect, credit_cost, approval) values (%s, %s, %s, %s, %s, %s, %s)",
+                (org_id, connector_id, name, scope, side_effect, cost,
+                 "operator" if side_effect else "none"),
             )
     return connector_id
 
@@ -152,10 +156,64 @@ def set_context(
 
 @contextlib.contextmanager
 def as_session(db: TestDatabase, session: Session) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
-    """A mediator connection inside one transaction carrying the session's context."""
+    """A mediator connection inside one transaction carrying the session's context.
+
+    What a compromised mediator process holds: its credential and one live secret. It reads no
+    enrolled table (permission denied); tenant rows reach it only through tenantgate.call_tool.
+    """
     with db.connect("tenantgate_mediator") as conn, conn.transaction():
         set_context(conn, session.tenant.org_id, session.tenant.customer_id, session.secret)
         yield conn
+
+
+@contextlib.contextmanager
+def as_tool_role(db: TestDatabase, session: Session) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
+    """The role the gate's tool functions run as (tenantgate_tool), with the session's context.
+
+    The only role holding privileges on enrolled tables; their isolation policy holds it to the
+    (org, customer) the gate set. Only call_tool (after verifying the session) and the DBA can
+    act as it, so a wrong secret is tested through call_tool, not here.
+    """
+    with db.connect() as conn, conn.transaction():
+        conn.execute("set local role tenantgate_tool")
+        set_context(conn, session.tenant.org_id, session.tenant.customer_id, session.secret)
+        yield conn
+
+
+@contextlib.contextmanager
+def as_gate(db: TestDatabase, session: Session) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
+    """A superuser connection with the session's context: the gate's internal functions
+    (spend_credits, append_audit, trust_check) are no longer the mediator's to call, and they
+    still verify the context from the settings."""
+    with db.connect() as conn, conn.transaction():
+        set_context(conn, session.tenant.org_id, session.tenant.customer_id, session.secret)
+        yield conn
+
+
+def call_tool(
+    db: TestDatabase,
+    session: Session,
+    tool: str,
+    args: dict[str, object] | None = None,
+    request_key: str | None = None,
+    secret: str | None = None,
+) -> dict[str, object]:
+    """One tools/call exactly as the mediator makes it: one statement of tenantgate.call_tool."""
+    with db.connect("tenantgate_mediator") as conn:
+        row = conn.execute(
+            "select tenantgate.call_tool(%s, %s, %s, %s, %s, %s)",
+            (
+                session.tenant.org_id,
+                session.tenant.customer_id,
+                session.secret if secret is None else secret,
+                request_key,
+                tool,
+                Jsonb(args or {}),
+            ),
+        ).fetchone()
+    assert row is not None
+    answer: dict[str, object] = row[0]
+    return answer
 
 
 def seed_demo_rows(db: TestDatabase, tenant: Tenant, tickets: int = 2, invoices: int = 2) -> None:

@@ -173,6 +173,11 @@ class DatabaseFactory:
         migrate(
             url_for(self.server, self.template), os.environ.get("TENANTGATE_TEST_REVISION", "head")
         )
+        if os.environ.get("TENANTGATE_TEST_REVISION", "head") == "head":
+            from cli.demo_schema import install_demo
+
+            with psycopg.connect(self.server.dsn(self.template), autocommit=True) as conn:
+                install_demo(conn)
         with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
             for role, password in ROLE_PASSWORDS.items():
                 conn.execute(

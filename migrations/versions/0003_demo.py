@@ -1,4 +1,7 @@
-"""The demo schema, enrolled with tenantgate.enrol_table (sql/70_demo.sql).
+"""Formerly the demo schema; now a no-op.
+
+The demo schema left the production migrations in 0006: a DBA's `db upgrade` no longer creates it.
+`tenantgate demo` and the tests install it from sql/demo/ (see cli/demo_schema.py).
 
 Revision ID: 0003
 Revises: 0002
@@ -8,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from migrations.sqlfile import run_sql_files
-
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -17,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    run_sql_files("70_demo.sql")
+    """Nothing: the demo schema is installed by `tenantgate demo` and the tests only."""
 
 
 def downgrade() -> None:
-    run_sql_files("down/70_demo.sql")
+    """Nothing to undo."""

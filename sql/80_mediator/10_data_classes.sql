@@ -44,36 +44,5 @@ create policy mediator_read on tenantgate.column_classes for select to tenantgat
 create policy mediator_read on tenantgate.scope_classes for select to tenantgate_mediator
   using (true);
 
--- The demo schema's classification (sql/70_demo.sql).
-insert into tenantgate.column_classes (relation, column_name, data_class) values
-  ('demo.customer_profiles', 'full_name',      'internal'),
-  ('demo.customer_profiles', 'email',          'sensitive'),
-  ('demo.customer_profiles', 'phone',          'sensitive'),
-  ('demo.customer_profiles', 'company',        'public'),
-  ('demo.customer_profiles', 'country',        'internal'),
-  ('demo.customer_profiles', 'notes',          'secret'),
-  ('demo.customer_profiles', 'created_at',     'internal'),
-  ('demo.tickets',           'ticket_id',      'public'),
-  ('demo.tickets',           'subject',        'internal'),
-  ('demo.tickets',           'body',           'internal'),
-  ('demo.tickets',           'status',         'public'),
-  ('demo.tickets',           'priority',       'public'),
-  ('demo.tickets',           'created_at',     'internal'),
-  ('demo.tickets',           'updated_at',     'internal'),
-  ('demo.invoices',          'invoice_id',     'public'),
-  ('demo.invoices',          'number',         'public'),
-  ('demo.invoices',          'amount_cents',   'internal'),
-  ('demo.invoices',          'currency',       'public'),
-  ('demo.invoices',          'status',         'public'),
-  ('demo.invoices',          'issued_on',      'internal'),
-  ('demo.invoices',          'due_on',         'internal'),
-  ('demo.invoices',          'refunded_cents', 'internal'),
-  ('demo.subscriptions',     'plan',           'public'),
-  ('demo.subscriptions',     'status',         'public'),
-  ('demo.subscriptions',     'seats',          'internal'),
-  ('demo.subscriptions',     'monthly_cents',  'internal'),
-  ('demo.subscriptions',     'started_on',     'internal'),
-  ('demo.subscriptions',     'renews_on',      'internal');
-
 insert into tenantgate.scope_classes (scope, max_class) values
   ('read:pii', 'sensitive');

@@ -1,16 +1,27 @@
--- 08_mediator_excess_privileges: privileges of tenantgate_mediator beyond what its policies allow.
+-- 08_mediator_excess_privileges: privileges of tenantgate_mediator beyond what the gate allows.
 --
 -- Looks at every privilege the mediator holds on relations and columns, directly, through PUBLIC or
--- through a role it can SET ROLE to, plus CREATE on schemas and on the database. Allowed are only:
---   * in schema tenantgate: SELECT and INSERT on session_messages (its own session's history) and
---     SELECT on the data-class tables column_classes and scope_classes (not tenant data);
+-- through a role it can SET ROLE to, plus CREATE on schemas and on the database, plus EXECUTE on
+-- SECURITY DEFINER functions granted to it (PUBLIC's EXECUTE is 05_definer_public_execute's).
+-- Allowed are only:
+--   * in schema tenantgate: SELECT and INSERT on session_messages (its own session's history),
+--     SELECT on the data-class tables column_classes and scope_classes and on tool_definitions
+--     (parameter schemas, not tenant data);
+--   * NOTHING on an enrolled table (one with the tenantgate_isolation policy): tenant rows reach
+--     the mediator only through tenantgate.call_tool, admitted, charged and audited;
 --   * elsewhere: SELECT, INSERT, UPDATE or DELETE on a table with row-level security enabled and
---     a policy for the mediator covering that command (an enrolled table's tenantgate_isolation,
---     or a policy of your own).
--- Why it matters: RLS filters rows only where a policy applies. A grant on a view runs with the
--- view owner's rights (tenantgate_owner sees every row), TRUNCATE, REFERENCES and TRIGGER ignore
--- RLS altogether, a grant on a table without a covering policy is either dead weight or, once RLS
--- is switched off, an open door, and CREATE lets the mediator own objects (07).
+--     a policy of your own for the mediator covering that command;
+--   * EXECUTE, among SECURITY DEFINER functions, only on the gate's entry points (call_tool,
+--     list_tools, approval_answer, upstream_outcome) and the context readers session_context and
+--     current_upstream_credential.
+-- Why it matters: a mediator grant on an enrolled table lets a compromised mediator with one live
+-- session secret read or write that customer's rows with no charge and no audit row. RLS filters
+-- rows only where a policy applies. A grant on a view runs with the view owner's rights
+-- (tenantgate_owner sees every row), TRUNCATE, REFERENCES and TRIGGER ignore RLS altogether, a
+-- grant on a table without a covering policy is either dead weight or, once RLS is switched off,
+-- an open door, CREATE lets the mediator own objects (07), and a SECURITY DEFINER function runs
+-- with its owner's rights: one that takes a cost, an amount, an audit decision or an approval
+-- from its caller lets the mediator decide them.
 with recursive mediator as (
   select r.oid from pg_catalog.pg_roles r where r.rolname = 'tenantgate_mediator'
 ),
@@ -49,6 +60,8 @@ relation_privileges as (
 ),
 judged as (
   select rp.*,
+         exists (select 1 from pg_catalog.pg_policy p
+                  where p.polrelid = rp.relid and p.polname = 'tenantgate_isolation') as enrolled,
          case rp.relkind when 'v' then 'view' when 'm' then 'materialized view'
                          when 'S' then 'sequence' when 'f' then 'foreign table'
                          else 'table' end as kind,
@@ -65,11 +78,14 @@ judged as (
                                                                       when 'UPDATE' then 'w'
                                                                       when 'DELETE' then 'd'
                                                 end))
+          and not exists (select 1 from pg_catalog.pg_policy p
+                           where p.polrelid = rp.relid and p.polname = 'tenantgate_isolation')
           and (rp.nspname <> 'tenantgate'
                or (rp.relname, rp.privilege_type) in (('session_messages', 'SELECT'),
                                                       ('session_messages', 'INSERT'),
                                                       ('column_classes', 'SELECT'),
-                                                      ('scope_classes', 'SELECT')))
+                                                      ('scope_classes', 'SELECT'),
+                                                      ('tool_definitions', 'SELECT')))
          ) as covered,
          -- and enforced (for the mediator, which owns nothing, enabled is enough; FORCE for the
          -- owner is 02_rls_not_forced's business)
@@ -86,6 +102,9 @@ select 'mediator_excess_privileges'::text as lint,
                               else pg_catalog.format(' column %I', e.attname) end,
                          e.grantee) as object,
        case
+         when e.enrolled then
+           'an enrolled table: the mediator reads and writes tenant rows only through '
+           'tenantgate.call_tool (admitted, charged, audited); this grant skips the gate'
          when e.kind <> 'table' then
            pg_catalog.format('a %s runs with its owner''s rights, not under the mediator''s '
                              'row-level policies', e.kind)
@@ -129,4 +148,20 @@ cross join lateral pg_catalog.aclexplode(d.datacl) acl
 join grantees g on g.oid = acl.grantee
 where d.datname = pg_catalog.current_database() and d.datacl is not null
   and acl.privilege_type = 'CREATE'
+union all
+select 'mediator_excess_privileges',
+       pg_catalog.format('EXECUTE on function %s (granted to %s)', p.oid::regprocedure, g.name),
+       'a SECURITY DEFINER function runs with its owner''s rights; the mediator may call only the '
+       'gate''s entry points (tenantgate.call_tool, list_tools, approval_answer)',
+       pg_catalog.format('revoke execute on function %s from %s;', p.oid::regprocedure, g.name)
+from pg_catalog.pg_proc p
+join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+cross join lateral pg_catalog.aclexplode(p.proacl) acl
+join grantees g on g.oid = acl.grantee
+where p.prosecdef and p.proacl is not null and acl.privilege_type = 'EXECUTE'
+  and acl.grantee <> 0
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and not (n.nspname = 'tenantgate'
+           and p.proname in ('call_tool', 'list_tools', 'approval_answer', 'upstream_outcome',
+                             'session_context', 'current_upstream_credential'))
 order by 2

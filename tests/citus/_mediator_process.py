@@ -14,23 +14,17 @@ from collections import Counter
 
 import psycopg
 
-ADMIT = ("select balance, replayed, audit_seq from tenantgate.gate_admit("
-         "%s, %s, %s, %s, %s, %s, %s, %s, %s, null)")
-OUTCOME = {"TG402": "no_credit", "TG429": "rate_limited", "42501": "no_session"}
+CALL = "select tenantgate.call_tool(%s, %s, %s, %s, 'list_tickets', '{}'::jsonb)"
 
 
 def main(config: dict[str, object]) -> dict[str, int]:
     counts: Counter[str] = Counter()
     with psycopg.connect(str(config["dsn"]), autocommit=True, prepare_threshold=None) as conn:
-        for request_id in list(config["request_ids"]):  # type: ignore[call-overload]
-            try:
-                row = conn.execute(ADMIT, (config["org"], config["customer"], config["secret"],
-                                           request_id, "list_tickets", config["cost"],
-                                           config["burst"], config["per_second"],
-                                           config["take_rate"])).fetchone()
-                counts["replayed" if row and row[1] else "ok"] += 1
-            except psycopg.DatabaseError as exc:
-                counts[OUTCOME.get(exc.sqlstate or "", f"error {exc.sqlstate}")] += 1
+        for request_key in list(config["request_keys"]):  # type: ignore[call-overload]
+            row = conn.execute(CALL, (config["org"], config["customer"], config["secret"],
+                                      request_key)).fetchone()
+            answer = row[0] if row else {}
+            counts["replayed" if answer.get("replayed") else str(answer.get("status"))] += 1
     return dict(counts)
 
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from cli import pgserver
+from cli.demo_schema import install_demo
 from tests.pg import TestDatabase, migrate, url_for
 
 DATABASE = "tenantgate"
@@ -84,6 +85,9 @@ def running_cluster(workers: int = 2) -> Iterator[Cluster]:
             for worker in nodes[1:]:
                 conn.execute("select citus_add_node('127.0.0.1', %s)", (worker.port,))
         migrate(url_for(coordinator, DATABASE) + "?options=-c%20citus.enable_ddl_propagation%3Doff")
+        with psycopg.connect(coordinator.dsn(DATABASE), autocommit=True,
+                             options="-c citus.enable_ddl_propagation=off") as conn:
+            install_demo(conn)  # the demo schema and tools/demo.yaml, as the tests' template has
         yield Cluster(coordinator, nodes[1:])
     finally:
         for node in nodes:

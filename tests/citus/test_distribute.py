@@ -7,9 +7,8 @@ import psycopg
 from tests.citus.cluster import DATABASE, Cluster
 from tests.cli.conftest import ok, run
 
-DELEGATED = ("gate_admit", "trust_check", "open_session", "end_session", "grant_credits",
-             "audit_verify", "approval_decide", "rate_take_for", "spend_credits_for",
-             "audit_append_row", "audit_denial")
+DELEGATED = ("call_tool", "list_tools", "approval_answer", "approval_decide", "open_session",
+             "end_session", "grant_credits", "audit_verify")
 
 
 def test_every_tenant_table_is_distributed_by_org_id_in_one_colocation_group(
@@ -59,7 +58,7 @@ def test_the_reviewed_sql_is_one_transaction_naming_every_choice(cluster: Cluste
     assert script.rstrip().endswith("commit;")
     for expected in ("select create_reference_table('tenantgate.orgs');",
                      "select create_distributed_table('demo.tickets', 'org_id', colocate_with",
-                     "select create_distributed_function('tenantgate.gate_admit(",
+                     "select create_distributed_function('tenantgate.call_tool(",
                      "alter policy tenantgate_isolation on demo.tickets using",
                      "alter role tenantgate_owner login;"):
         assert expected in script, expected

@@ -1,8 +1,8 @@
 """The gate on a Citus cluster: isolation, exact credits, unbroken audit chains, one node per call.
 
-Calls go through the gate's SECURITY DEFINER entry point as the mediator role does on this branch
-(`tenantgate.gate_admit`, one statement in autocommit), which Citus delegates to the worker that
-holds the org. Tenants are built with tests/factories.py, as on a single PostgreSQL.
+Calls go through the gate's entry points as the mediator makes them (`tenantgate.call_tool` and
+`tenantgate.list_tools`, one statement each in autocommit), which Citus delegates to the worker
+that holds the org. Tenants are built with tests/factories.py, as on a single PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,21 +13,32 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.citus.cluster import DATABASE, Cluster
-from tests.factories import Session, add_tenant, as_session, open_session, seed_demo_rows
+from tests.factories import Session, add_tenant, open_session, seed_demo_rows
 from tests.pg import TestDatabase
 
-ADMIT = ("select balance, replayed, audit_seq from tenantgate.gate_admit("
-         "%s, %s, %s, %s, %s, %s, 1000, 1000, false, null)")
-TRUST = "select tool_name from tenantgate.trust_check(%s, %s, %s, %s)"
+CALL = "select tenantgate.call_tool(%s, %s, %s, %s, %s, %s)"
+LIST = "select tenantgate.list_tools(%s, %s, %s)"
 
 
-def admit(conn: psycopg.Connection[tuple[object, ...]], session: Session, request_id: str,
-          cost: int = 1, tool: str = "list_tickets") -> tuple[object, ...] | None:
+def call(conn: psycopg.Connection[tuple[object, ...]], session: Session, request_key: str | None,
+         tool: str = "list_tickets") -> str:
+    """One tools/call as the mediator makes it; the answer's status."""
     t = session.tenant
-    return conn.execute(ADMIT, (t.org_id, t.customer_id, session.secret, request_id, tool,
-                                cost)).fetchone()
+    row = conn.execute(CALL, (t.org_id, t.customer_id, session.secret, request_key, tool,
+                              Jsonb({}))).fetchone()
+    assert row is not None
+    return str(row[0]["status"])
+
+
+def unlimited(db: TestDatabase, session: Session) -> Session:
+    """Lift the catalog's rate limit for the session's tools (these tests hammer one session)."""
+    with db.connect() as su:
+        su.execute("update tenantgate.tools set rate_burst = 1000000, rate_per_second = 1000000"
+                   " where org_id = %s", (session.tenant.org_id,))
+    return session
 
 
 def hammer(threads: int, work: Callable[[int], None]) -> list[BaseException]:
@@ -55,25 +66,32 @@ def db(cluster: Cluster) -> TestDatabase:
     return cluster.database
 
 
-def test_each_session_sees_only_its_own_orgs_tools_across_nodes(cluster: Cluster,
-                                                                db: TestDatabase) -> None:
-    sessions = [open_session(db, add_tenant(db)) for _ in range(4)]
+def test_each_session_lists_and_reads_only_its_own_customer_across_nodes(
+        cluster: Cluster, db: TestDatabase) -> None:
+    sessions = [open_session(db, add_tenant(db, credits=10)) for _ in range(4)]
+    for n, s in enumerate(sessions):
+        seed_demo_rows(db, s.tenant, tickets=1 + n)
     with psycopg.connect(cluster.coordinator.dsn(DATABASE)) as su:
         nodes = {cluster.node_of(su, s.tenant.org_id) for s in sessions}
     with db.connect("tenantgate_mediator", autocommit=True) as conn:
-        for own in sessions:
+        for n, own in enumerate(sessions):
             for other in sessions:
                 t = other.tenant
-                rows = conn.execute(TRUST, (t.org_id, t.connector_id, t.customer_id,
-                                            own.secret)).fetchall()
-                expected = 3 if own is other else 0
-                assert len(rows) == expected, (own is other, len(rows))
-    assert len(nodes) >= 1  # which workers the orgs landed on is Citus's choice
+                listed = conn.execute(LIST, (t.org_id, t.customer_id, own.secret)).fetchone()
+                assert listed is not None
+                assert len(listed[0]) == (2 if own is other else 0)  # the two read:* tools
+            row = conn.execute(CALL, (own.tenant.org_id, own.tenant.customer_id, own.secret,
+                                      None, "list_tickets", Jsonb({}))).fetchone()
+            assert row is not None
+            assert row[0]["status"] == "ok"
+            assert len(row[0]["result"]["items"]) == 1 + n
+    assert nodes <= {w.port for w in cluster.workers}
 
 
 def test_a_secret_of_one_org_admits_nothing_charges_nothing_and_audits_nothing_in_another(
         db: TestDatabase) -> None:
     victim, attacker = (open_session(db, add_tenant(db, credits=10)) for _ in range(2))
+    seed_demo_rows(db, victim.tenant)
     v, a = victim.tenant, attacker.tenant
     attempts = [(v.org_id, v.customer_id, attacker.secret),   # another org's ids, own secret
                 (v.org_id, a.customer_id, attacker.secret),   # victim org, own customer
@@ -81,9 +99,10 @@ def test_a_secret_of_one_org_admits_nothing_charges_nothing_and_audits_nothing_i
                 (v.org_id, v.customer_id, victim.secret[:-1] + "x")]  # a guessed secret
     with db.connect("tenantgate_mediator", autocommit=True) as conn:
         for n, (org, customer, secret) in enumerate(attempts):
-            with pytest.raises(psycopg.DatabaseError) as refused:
-                conn.execute(ADMIT, (org, customer, secret, f"steal-{n}", "list_tickets", 1))
-            assert refused.value.sqlstate == "42501"
+            row = conn.execute(CALL, (org, customer, secret, f"steal-{n}", "list_tickets",
+                                      Jsonb({}))).fetchone()
+            assert row is not None
+            assert row[0] == {"status": "not_found"}
     with db.connect() as su:
         for t in (v, a):
             assert su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
@@ -92,35 +111,30 @@ def test_a_secret_of_one_org_admits_nothing_charges_nothing_and_audits_nothing_i
                               (t.org_id,)).fetchone() == (0,)
 
 
-def test_context_set_on_the_coordinator_reaches_no_worker_so_direct_reads_find_nothing(
-        db: TestDatabase) -> None:
+def test_the_mediator_reads_no_enrolled_table_directly_on_the_cluster(db: TestDatabase) -> None:
     session = open_session(db, add_tenant(db))
     seed_demo_rows(db, session.tenant)
-    with db.connect() as su:
-        assert su.execute("select count(*) from demo.tickets where org_id = %s",
-                          (session.tenant.org_id,)).fetchone() == (2,)
-    with as_session(db, session) as conn:  # a live secret and the three settings, as on one node
+    with db.connect("tenantgate_mediator", autocommit=True) as conn:
         for table in ("demo.tickets", "demo.invoices", "demo.customer_profiles"):
-            assert conn.execute(f"select count(*) from {table} where org_id = %s",
-                                (session.tenant.org_id,)).fetchone() == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select count(*) from {table} where org_id = %s",
+                             (session.tenant.org_id,))
 
 
 def test_64_concurrent_callers_spend_exactly_the_balance_and_never_more(
         db: TestDatabase) -> None:
     balance = 300
-    session = open_session(db, add_tenant(db, credits=balance))
+    session = unlimited(db, open_session(db, add_tenant(db, credits=balance)))
     charged: list[int] = []
 
     def caller(worker: int) -> None:
         ok = 0
         with db.connect("tenantgate_mediator", autocommit=True) as conn:
             for attempt in range(8):  # 512 attempts against 300 credits
-                try:
-                    admit(conn, session, f"w{worker}-a{attempt}")
-                    ok += 1
-                except psycopg.DatabaseError as exc:
-                    if exc.sqlstate != "TG402":  # anything but "not enough credits" fails
-                        raise
+                status = call(conn, session, f"w{worker}-a{attempt}")
+                # once the credits are gone, refusals are rate-limited like calls
+                assert status in ("ok", "no_credit", "rate_limited"), status
+                ok += status == "ok"
         charged.append(ok)
 
     assert hammer(64, caller) == []
@@ -135,12 +149,12 @@ def test_64_concurrent_callers_spend_exactly_the_balance_and_never_more(
 
 
 def test_concurrent_appends_keep_one_unbroken_chain_per_org(db: TestDatabase) -> None:
-    sessions = [open_session(db, add_tenant(db)) for _ in range(3)]
+    sessions = [unlimited(db, open_session(db, add_tenant(db, credits=1000))) for _ in range(3)]
 
     def writer(i: int) -> None:
         with db.connect("tenantgate_mediator", autocommit=True) as conn:
             for n in range(10):
-                admit(conn, sessions[i % 3], f"append-{i}-{n}", cost=0)
+                assert call(conn, sessions[i % 3], f"append-{i}-{n}") == "ok"
 
     assert hammer(24, writer) == []
     with db.connect("tenantgate_admin", autocommit=True) as conn:
@@ -168,17 +182,17 @@ def counters(cluster: Cluster) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def test_a_gate_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(
+def test_a_tool_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(
         cluster: Cluster, db: TestDatabase) -> None:
-    session = open_session(db, add_tenant(db, credits=100))
+    session = unlimited(db, open_session(db, add_tenant(db, credits=100)))
     calls = 20
     with psycopg.connect(cluster.coordinator.dsn(DATABASE)) as su:
         home = cluster.node_of(su, session.tenant.org_id)
     with db.connect("tenantgate_mediator", autocommit=True) as conn:
-        admit(conn, session, "warm-up")  # the coordinator's connection to the worker
+        call(conn, session, "warm-up")  # the coordinator's connection to the worker
         before = counters(cluster)
         for i in range(calls):
-            admit(conn, session, f"call-{i}")
+            assert call(conn, session, f"call-{i}") == "ok"
     after = counters(cluster)
     delta = {port: tuple(a - b for a, b in zip(after[port], before[port], strict=True))
              for port in after}
@@ -192,7 +206,7 @@ def test_a_gate_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(
     for port, change in delta.items():
         if port not in (coordinator, home):
             assert change == (0, 0, 0)
-    print(f"\nper gate call: 1 hop, 1 node, {statements // calls} single-shard statements on it")
+    print(f"\nper call_tool: 1 hop, 1 node, {statements // calls} single-shard statements on it")
 
 
 def plan_of(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> str:
@@ -200,8 +214,8 @@ def plan_of(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> str
 
 
 @pytest.mark.parametrize("statement", [
-    "select * from tenantgate.gate_admit('{org}', '{customer}', 's', 'r', 't', 1, 10, 1, true,"
-    " null)",
+    "select tenantgate.call_tool('{org}', '{customer}', 's', 'r', 'list_tickets', '{{}}')",
+    "select tenantgate.list_tools('{org}', '{customer}', 's')",
     "select * from tenantgate.trust_check('{org}', '{org}', '{customer}', 's')",
     "select * from tenantgate.live_sessions where org_id = '{org}' and customer_id = '{customer}'",
     "select seq, head_hash from tenantgate.audit_heads where org_id = '{org}' for update",

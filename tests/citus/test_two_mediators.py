@@ -29,17 +29,15 @@ def bouncer(cluster: Cluster) -> Iterator[Bouncer]:
         yield running
 
 
-def two_mediators(bouncer: Bouncer, session: Session, ids: tuple[list[str], list[str]],
-                  cost: int = 1, burst: int = 1000, per_second: float = 1000.0,
-                  take_rate: bool = False) -> Counter[str]:
+def two_mediators(bouncer: Bouncer, session: Session,
+                  ids: tuple[list[str], list[str]]) -> Counter[str]:
     """Run two caller processes at once over `ids[0]` and `ids[1]`; their outcomes summed."""
     dsn = bouncer.dsn(DATABASE, "tenantgate_mediator", ROLE_PASSWORDS["tenantgate_mediator"])
     procs = []
     for request_ids in ids:
         config = {"dsn": dsn, "org": str(session.tenant.org_id),
                   "customer": str(session.tenant.customer_id), "secret": session.secret,
-                  "request_ids": request_ids, "cost": cost, "burst": burst,
-                  "per_second": per_second, "take_rate": take_rate}
+                  "request_keys": request_ids}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tests.citus._mediator_process", json.dumps(config)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -49,6 +47,14 @@ def two_mediators(bouncer: Bouncer, session: Session, ids: tuple[list[str], list
         assert proc.returncode == 0, err
         total.update(json.loads(out))
     return total
+
+
+def unlimited(db: TestDatabase, session: Session) -> Session:
+    """Lift the catalog's rate limit for the session's tools (where the test is about credits)."""
+    with db.connect() as su:
+        su.execute("update tenantgate.tools set rate_burst = 1000000, rate_per_second = 1000000"
+                   " where org_id = %s", (session.tenant.org_id,))
+    return session
 
 
 def charged(db: TestDatabase, session: Session) -> tuple[int, int]:
@@ -65,30 +71,33 @@ def charged(db: TestDatabase, session: Session) -> tuple[int, int]:
 def test_two_mediators_spend_exactly_the_balance_between_them(cluster: Cluster,
                                                               bouncer: Bouncer) -> None:
     db = cluster.database
-    session = open_session(db, add_tenant(db, credits=100))
+    session = unlimited(db, open_session(db, add_tenant(db, credits=100)))
     outcomes = two_mediators(bouncer, session, ([f"a{i}" for i in range(80)],
                                                 [f"b{i}" for i in range(80)]))
     assert outcomes == Counter(ok=100, no_credit=60)
     assert charged(db, session) == (0, 100)
 
 
-def test_a_request_id_sent_by_both_mediators_is_charged_once(cluster: Cluster,
-                                                             bouncer: Bouncer) -> None:
+def test_a_request_key_sent_by_both_mediators_never_gives_data_without_a_charge(
+        cluster: Cluster, bouncer: Bouncer) -> None:
     db = cluster.database
-    session = open_session(db, add_tenant(db, credits=100))
+    session = unlimited(db, open_session(db, add_tenant(db, credits=100)))
     shared = [f"shared-{i}" for i in range(30)]
     outcomes = two_mediators(bouncer, session, (shared, list(reversed(shared))))
     assert outcomes["ok"] + outcomes["replayed"] == 60
-    assert outcomes["ok"] == 30
-    assert charged(db, session) == (70, 30)
+    balance, spends = charged(db, session)
+    assert spends == outcomes["ok"]  # every fresh answer charged; a replay is the saved answer
+    assert balance == 100 - spends
 
 
 def test_a_rate_limit_holds_across_both_mediators(cluster: Cluster, bouncer: Bouncer) -> None:
     db = cluster.database
     session = open_session(db, add_tenant(db, credits=1000))
+    with db.connect() as su:  # the catalog's limit for this org's tool: 25, then nothing more
+        su.execute("update tenantgate.tools set rate_burst = 25, rate_per_second = 0.0001"
+                   " where org_id = %s and tool_name = 'list_tickets'", (session.tenant.org_id,))
     outcomes = two_mediators(bouncer, session, ([f"a{i}" for i in range(40)],
-                                                [f"b{i}" for i in range(40)]),
-                             burst=25, per_second=0.0001, take_rate=True)
+                                                [f"b{i}" for i in range(40)]))
     assert outcomes == Counter(ok=25, rate_limited=55)
 
 
@@ -103,5 +112,5 @@ def test_a_session_ended_once_is_ended_for_both_mediators(cluster: Cluster,
                            (session.tenant.org_id, session.session_id)).fetchone()
     assert row == (True,)
     after = two_mediators(bouncer, session, (["a2", "a3"], ["b2", "b3"]))
-    assert after == Counter(no_session=4)
+    assert after == Counter(not_found=4)
     assert charged(db, session) == (96, 4)

@@ -55,37 +55,3 @@ def dba(database: TestDatabase) -> Invoke:
     def invoke(*args: str, **kwargs: Any) -> Result:
         return run(list(args), dsn=database.superuser_dsn, **kwargs)
     return invoke
-
-
-# What `db check` finds on the shipped schema today: the demo schema of migration 0003 keys tickets
-# and invoices by a shared identity and grants the mediator its tables directly. Issue 9 moves the
-# demo out of the production migrations and its privileges to tenantgate_tool; this set then
-# becomes empty. The clean-run tests compare with it exactly, so a new finding still fails them.
-SHIPPED = {
-    *(("unique_key_not_tenant_led", key) for key in (
-        "primary key invoices_pkey on demo.invoices (org_id, invoice_id)",
-        "primary key tickets_pkey on demo.tickets (org_id, ticket_id)",
-        "unique index invoices_number_key on demo.invoices (org_id, number)")),
-    *(("mediator_enrolled_privilege",
-       f"{privilege} on demo.{table} (granted to tenantgate_mediator)")
-      for privilege, table in (("SELECT", "customer_profiles"), ("SELECT", "invoices"),
-                               ("SELECT", "subscriptions"), ("SELECT", "tickets"),
-                               ("UPDATE", "invoices"), ("UPDATE", "tickets"))),
-}
-
-
-# Until then enrol_table grants the mediator the privileges it is given (lint 11 flags them).
-ENROL_GRANTS_MEDIATOR = any(lint == "mediator_enrolled_privilege" for lint, _ in SHIPPED)
-
-
-def beyond_shipped(found: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The findings that are not in SHIPPED."""
-    return [f for f in found if (f["lint"], f["object"]) not in SHIPPED]
-
-
-def clean(result: Result) -> Result:
-    """`db check --json` found nothing beyond SHIPPED (and exited 1 only because of SHIPPED)."""
-    found = json.loads(result.stdout)
-    assert result.exit_code == (1 if found else 0), result.stderr
-    assert beyond_shipped(found) == [], found
-    return result

@@ -17,17 +17,17 @@ from tests.pg import TestDatabase
 
 def append(database: TestDatabase, session: factories.Session, n: int, decision: str = "allowed",
            tool: str = "list_tickets", detail: str = '{"rows": 2}') -> None:
-    with factories.as_session(database, session) as conn:
+    with factories.as_gate(database, session) as conn:  # the owner's function, not the mediator's
         for i in range(n):
             conn.execute("select * from tenantgate.append_audit(%s, %s, %s, %s::jsonb)",
                          (f"req-{time.monotonic_ns()}-{i}", tool, decision, detail))
 
 
-def deny(database: TestDatabase, tenant: factories.Tenant, n: int) -> None:
-    with database.connect("tenantgate_mediator") as conn:
-        for i in range(n):
-            conn.execute("select tenantgate.audit_denial(%s, %s, 'list_tickets', 'bad_token',"
-                         " '{}'::jsonb)", (tenant.org_id, f"denied-{i}"))
+def deny(database: TestDatabase, session: factories.Session, n: int) -> None:
+    """n tool calls with a wrong secret, as a host with a stale token makes them."""
+    for _ in range(n):
+        answer = factories.call_tool(database, session, "list_tickets", secret="stale")
+        assert answer == {"status": "not_found"}
 
 
 @pytest.fixture
@@ -132,7 +132,9 @@ def test_export_writes_json_lines_a_verifier_can_recompute(database: TestDatabas
                                                           session: factories.Session,
                                                           tmp_path: Path) -> None:
     append(database, session, 3)
-    deny(database, session.tenant, 1)
+    # a verified session's refusal is a chain row (an unverified caller's is not)
+    assert factories.call_tool(database, session, "drop_everything") == {"status": "not_found"}
+    deny(database, session, 1)
     out = tmp_path / "audit.jsonl"
     result = ok(admin("audit", "export", "--org", str(session.tenant.org_id), "--output",
                       str(out)))
@@ -153,7 +155,7 @@ def test_export_writes_json_lines_a_verifier_can_recompute(database: TestDatabas
 def test_anomalies_report_repeated_denials_and_bursts(database: TestDatabase, admin: Invoke,
                                                       session: factories.Session) -> None:
     ok(admin("audit", "anomalies"))  # nothing yet: exit 0
-    deny(database, session.tenant, 6)
+    deny(database, session, 6)
     append(database, session, 4)
     result = admin("audit", "anomalies", "--burst", "3", "--work-hours", "0-24", "--json")
     assert result.exit_code == 1

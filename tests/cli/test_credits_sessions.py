@@ -56,8 +56,10 @@ def test_credit_grant_is_idempotent_on_its_request_id(admin: Invoke,
 def test_credit_ledger_shows_spends(database: TestDatabase, admin: Invoke,
                                     tenant: factories.Tenant) -> None:
     session = factories.open_session(database, tenant)
-    with factories.as_session(database, session) as conn:
-        conn.execute("select * from tenantgate.spend_credits('req-1', 3, 'list_tickets')")
+    with database.connect("tenantgate_admin") as conn:
+        conn.execute("update tenantgate.tools set credit_cost = 3 where org_id = %s"
+                     " and tool_name = 'list_tickets'", (tenant.org_id,))
+    assert factories.call_tool(database, session, "list_tickets")["status"] == "ok"
     [spend, _grant] = as_json(admin("credits", "ledger", str(tenant.org_id), "--json"))
     assert (spend["kind"], spend["outcome"], spend["balance_after"]) == ("spend", "charged", 7)
     assert "list_tickets" in ok(admin("credits", "ledger", str(tenant.org_id))).stdout
@@ -101,10 +103,10 @@ def test_session_open_prints_only_the_token_and_it_unlocks_the_trust_check(
     assert bytes(row[0]) == hashlib.sha256(claims["tg_secret"].encode()).digest()
     assert claims["tg_secret"] not in result.stderr
     with database.connect("tenantgate_mediator") as conn:
-        tools = conn.execute("select * from tenantgate.trust_check(%s, %s, %s, %s)",
-                             (tenant.org_id, tenant.connector_id, tenant.customer_id,
-                              claims["tg_secret"])).fetchall()
-    assert len(tools) == 3
+        row = conn.execute("select tenantgate.list_tools(%s, %s, %s)",
+                           (tenant.org_id, tenant.customer_id, claims["tg_secret"])).fetchone()
+    assert row is not None
+    assert [t["name"] for t in row[0]] == ["list_tickets"]  # the one tool its scope reaches
 
 
 def test_session_open_by_names_with_json(database: TestDatabase, admin: Invoke,
@@ -167,11 +169,13 @@ def test_session_list_end_and_purge(database: TestDatabase, admin: Invoke,
 
 
 def factories_trust(database: TestDatabase, session: factories.Session) -> int:
+    """How many tools the session's catalog lists, asked as the mediator asks (list_tools)."""
     t = session.tenant
     with database.connect("tenantgate_mediator") as conn:
-        return len(conn.execute("select * from tenantgate.trust_check(%s, %s, %s, %s)",
-                                (t.org_id, t.connector_id, t.customer_id, session.secret)
-                                ).fetchall())
+        row = conn.execute("select tenantgate.list_tools(%s, %s, %s)",
+                           (t.org_id, t.customer_id, session.secret)).fetchone()
+    assert row is not None
+    return len(row[0])
 
 
 def test_session_ttl_is_validated(admin: Invoke, tenant: factories.Tenant) -> None:
@@ -184,47 +188,98 @@ def test_session_ttl_is_validated(admin: Invoke, tenant: factories.Tenant) -> No
 # -- approvals --------------------------------------------------------------------------------
 
 
+ARGS = {"ticket_id": 1, "status": "solved"}
+
+
 def pending_approval(database: TestDatabase, session: factories.Session) -> uuid.UUID:
-    with factories.as_session(database, session) as conn:
-        row = conn.execute(
-            "select status, approval_id from tenantgate.approval_take(%s, %s, %s::jsonb)",
-            ("update_ticket_status", hashlib.sha256(b"args").digest(),
-             '{"ticket_id": 7, "status": "solved"}')).fetchone()
+    """The session asks for a side effect through the gate; the gate stores an approval."""
+    answer = factories.call_tool(database, session, "update_ticket_status", ARGS)
+    assert answer["status"] == "approval_required", answer
+    assert answer["approver"] == "operator"
+    return uuid.UUID(str(answer["approval_id"]))
+
+
+@pytest.fixture
+def writer(database: TestDatabase, tenant: factories.Tenant) -> factories.Session:
+    factories.seed_demo_rows(database, tenant, tickets=1)
+    return factories.open_session(database, tenant, scopes=("read:tickets", "write:tickets"))
+
+
+def ticket_status(database: TestDatabase, tenant: factories.Tenant) -> str:
+    with database.connect() as conn:
+        row = conn.execute("select status from demo.tickets where org_id = %s"
+                           " and customer_id = %s and ticket_id = 1",
+                           (tenant.org_id, tenant.customer_id)).fetchone()
     assert row is not None
-    assert row[0] == "pending"
-    return uuid.UUID(str(row[1]))
+    return str(row[0])
 
 
-def test_approvals_list_and_approve_by_an_operator_of_the_same_org(
-        database: TestDatabase, admin: Invoke, tenant: factories.Tenant) -> None:
-    session = factories.open_session(database, tenant)
-    approval_id = pending_approval(database, session)
+def test_approvals_list_and_approve_by_another_operator_of_the_same_org(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant,
+        writer: factories.Session) -> None:
+    approval_id = pending_approval(database, writer)
     org = str(tenant.org_id)
     [pending] = as_json(admin("approvals", "list", org, "--json"))
     assert pending["approval_id"] == str(approval_id)
-    assert pending["arguments"] == {"ticket_id": 7, "status": "solved"}
+    assert pending["arguments"] == ARGS
+    assert pending["preview"]["status"] == "open"  # the approver sees the target as it is now
+    assert pending["expires_at"]
     assert "update_ticket_status" in ok(admin("approvals", "list", org)).stdout
+    colleague = factories.add_operator(database, tenant.org_id)
     decided = as_json(admin("approvals", "approve", org, str(approval_id),
-                            "--operator", str(tenant.operator_id), "--json"))
+                            "--operator", str(colleague), "--json"))
     assert decided["status"] == "approved"
     assert as_json(admin("approvals", "list", org, "--json")) == []
     [answered] = as_json(admin("approvals", "list", org, "--all", "--json"))
     assert answered["status"] == "approved"
+    assert ticket_status(database, tenant) == "open"  # nothing ran on the decision itself
+    done = factories.call_tool(database, writer, "update_ticket_status", ARGS)
+    assert done["status"] == "ok"
+    assert ticket_status(database, tenant) == "solved"
+    with database.connect() as conn:
+        decisions = conn.execute(
+            "select decision, operator_id from tenantgate.audit_log where org_id = %s"
+            " and decision = 'approved'", (tenant.org_id,)).fetchall()
+    assert decisions == [("approved", colleague)]  # the decision is an audit row
 
 
-def test_approvals_deny(database: TestDatabase, admin: Invoke, tenant: factories.Tenant) -> None:
-    approval_id = pending_approval(database, factories.open_session(database, tenant))
+def test_the_requesting_operator_cannot_approve_their_own_request(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant,
+        writer: factories.Session) -> None:
+    approval_id = pending_approval(database, writer)
     org = str(tenant.org_id)
-    ok(admin("approvals", "deny", org, str(approval_id), "--operator", str(tenant.operator_id)))
-    again = admin("approvals", "approve", org, str(approval_id), "--operator",
-                  str(tenant.operator_id))
+    own = admin("approvals", "approve", org, str(approval_id),
+                "--operator", str(tenant.operator_id))
+    assert own.exit_code == 1
+    assert len(own.stderr.strip().splitlines()) == 1
+    assert "cannot decide it (four eyes)" in own.stderr
+    assert "another active operator" in own.stderr
+    [still] = as_json(admin("approvals", "list", org, "--json"))
+    assert still["status"] == "pending"
+    assert factories.call_tool(database, writer, "update_ticket_status", ARGS)["status"] == (
+        "approval_required")
+    assert ticket_status(database, tenant) == "open"
+
+
+def test_approvals_deny(database: TestDatabase, admin: Invoke, tenant: factories.Tenant,
+                        writer: factories.Session) -> None:
+    approval_id = pending_approval(database, writer)
+    org = str(tenant.org_id)
+    colleague = str(factories.add_operator(database, tenant.org_id))
+    ok(admin("approvals", "deny", org, str(approval_id), "--operator", colleague))
+    again = admin("approvals", "approve", org, str(approval_id), "--operator", colleague)
     assert again.exit_code == 1
     assert "no pending approval" in again.stderr
+    # the agent hears "denied", not a new pending approval
+    assert factories.call_tool(database, writer, "update_ticket_status", ARGS) == {
+        "status": "denied", "approval_id": str(approval_id)}
+    assert ticket_status(database, tenant) == "open"
 
 
 def test_an_operator_of_another_org_cannot_approve(database: TestDatabase, admin: Invoke,
-                                                   tenant: factories.Tenant) -> None:
-    approval_id = pending_approval(database, factories.open_session(database, tenant))
+                                                   tenant: factories.Tenant,
+                                                   writer: factories.Session) -> None:
+    approval_id = pending_approval(database, writer)
     other = factories.add_tenant(database)
     # named in the wrong org: the operator does not resolve there
     wrong_org = admin("approvals", "approve", str(tenant.org_id), str(approval_id),
@@ -236,6 +291,17 @@ def test_an_operator_of_another_org_cannot_approve(database: TestDatabase, admin
     assert cross.exit_code == 1
     [still] = as_json(admin("approvals", "list", str(tenant.org_id), "--json"))
     assert still["status"] == "pending"
+
+
+def test_a_side_effect_on_another_customers_ticket_opens_no_approval(
+        database: TestDatabase, admin: Invoke, tenant: factories.Tenant) -> None:
+    other = factories.add_tenant(database)
+    factories.seed_demo_rows(database, other, tickets=3)  # their ticket 1..3 exist; ours do not
+    session = factories.open_session(database, tenant, scopes=("write:tickets",))
+    answer = factories.call_tool(database, session, "update_ticket_status",
+                                 {"ticket_id": 3, "status": "closed"})
+    assert answer == {"status": "not_found"}
+    assert as_json(admin("approvals", "list", str(tenant.org_id), "--all", "--json")) == []
 
 
 def test_session_longer_than_the_mediator_accepts_is_refused(

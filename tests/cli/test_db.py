@@ -9,15 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.cli.conftest import (
-    ENROL_GRANTS_MEDIATOR,
-    Invoke,
-    as_json,
-    beyond_shipped,
-    clean,
-    ok,
-    run,
-)
+from tests.cli.conftest import Invoke, as_json, ok, run
 from tests.pg import DatabaseFactory, TestDatabase, url_for
 
 
@@ -41,7 +33,17 @@ def test_upgrade_builds_an_empty_database_and_check_is_clean(empty_url: str) -> 
     assert upgraded == {"current": [head()]}
     after = as_json(run(["db", "current", "--json"], dsn=empty_url))
     assert after == {"current": [head()], "heads": [head()], "up_to_date": True}
-    clean(run(["db", "check", "--json"], dsn=empty_url))
+    ok(run(["db", "check"], dsn=empty_url))
+
+
+def test_upgrade_does_not_create_the_demo_schema(empty_url: str) -> None:
+    """A DBA's `db upgrade` builds tenantgate only; the demo and the tests install `demo`."""
+    ok(run(["db", "upgrade"], dsn=empty_url))
+    with psycopg.connect(empty_url) as conn:
+        schemas = conn.execute("select nspname from pg_namespace"
+                               " where nspname in ('tenantgate', 'tenantgate_tools', 'demo')"
+                               " order by 1").fetchall()
+    assert schemas == [("tenantgate",), ("tenantgate_tools",)]
 
 
 def test_downgrade_to_base_removes_everything_and_upgrade_works_again(empty_url: str) -> None:
@@ -93,11 +95,14 @@ def test_sql_prints_the_migration_without_a_database() -> None:
 
 
 def test_sql_prints_one_revision_range_and_the_downgrade() -> None:
-    partial = ok(run(["db", "sql", "--from", "0002", "--to", "0003"])).stdout
-    assert "create schema demo" in partial
-    assert "create schema tenantgate" not in partial
-    down = ok(run(["db", "sql", "--downgrade", "--from", "0003", "--to", "0002"])).stdout
-    assert "drop schema" in down.lower()
+    partial = ok(run(["db", "sql", "--from", "0005", "--to", "0006"])).stdout
+    assert "create schema tenantgate_tools" in partial
+    assert "create function tenantgate.call_tool" in partial
+    assert "create schema tenantgate;" not in partial
+    assert "create schema demo" not in partial
+    down = ok(run(["db", "sql", "--downgrade", "--from", "0006", "--to", "0005"])).stdout
+    assert "drop function if exists tenantgate.call_tool" in down.lower()
+    assert "create function tenantgate.call_tool" not in down
 
 
 def test_db_commands_need_a_dsn() -> None:
@@ -107,8 +112,8 @@ def test_db_commands_need_a_dsn() -> None:
 
 
 def test_dsn_comes_from_database_url(database: TestDatabase) -> None:
-    clean(run(["db", "check", "--json"], env={"DATABASE_URL": database.url}))
-    clean(run(["db", "check", "--json"], env={"TENANTGATE_DSN": database.admin_dsn}))
+    ok(run(["db", "check"], env={"DATABASE_URL": database.url}))
+    ok(run(["db", "check"], env={"TENANTGATE_DSN": database.admin_dsn}))
 
 
 def test_wrong_password_is_one_line_without_the_password(database: TestDatabase) -> None:
@@ -146,26 +151,24 @@ def test_enrol_puts_a_table_under_forced_rls(database: TestDatabase, dba: Invoke
         conn.execute("create schema crm")
         conn.execute("create table crm.notes (tenant uuid not null, client uuid not null,"
                      " body text, primary key (tenant, client))")
-    clean(run(["db", "check", "--json"], dsn=database.superuser_dsn))  # not a tenant table by name
+    before = run(["db", "check", "--json"], dsn=database.superuser_dsn)
+    assert before.exit_code == 0  # other column names: not a tenant table by name
     result = dba("db", "enrol", "crm.notes", "--org-column", "tenant",
                  "--customer-column", "client", "--privilege", "select",
                  "--privilege", "update", "--json")
     record = as_json(result)
     assert record["table"] == "crm.notes"
-    # Until issue 9 lands, enrol_table grants the mediator directly, which lint 11 flags.
-    assert [f["object"] for f in record["findings"]] == (
-        ["SELECT on crm.notes (granted to tenantgate_mediator)",
-         "UPDATE on crm.notes (granted to tenantgate_mediator)"] if ENROL_GRANTS_MEDIATOR else [])
+    assert record["findings"] == []
     with database.connect() as conn:
         row = conn.execute("select relrowsecurity, relforcerowsecurity from pg_class"
                            " where oid = 'crm.notes'::regclass").fetchone()
         assert row == (True, True)
-        privs = conn.execute("select has_table_privilege('tenantgate_mediator', 'crm.notes',"
-                             " 'update'), has_table_privilege('tenantgate_mediator',"
-                             " 'crm.notes', 'delete')").fetchone()
-        assert privs == (True, False)
-    found = json.loads(run(["db", "check", "--json"], dsn=database.superuser_dsn).stdout)
-    assert beyond_shipped(found) == record["findings"]
+        privs = conn.execute("select has_table_privilege('tenantgate_tool', 'crm.notes',"
+                             " 'update'), has_table_privilege('tenantgate_tool',"
+                             " 'crm.notes', 'delete'), has_table_privilege('tenantgate_mediator',"
+                             " 'crm.notes', 'select')").fetchone()
+        assert privs == (True, False, False)  # the gate's tool role only; never the mediator
+    ok(run(["db", "check"], dsn=database.superuser_dsn))
 
 
 def test_enrol_without_an_index_warns_on_stderr(database: TestDatabase, dba: Invoke) -> None:
@@ -175,9 +178,7 @@ def test_enrol_without_an_index_warns_on_stderr(database: TestDatabase, dba: Inv
     result = ok(dba("db", "enrol", "public.notes"))
     assert "enrolled public.notes" in result.stdout
     assert "no index leading with org_id" in result.stderr
-    found = json.loads(run(["db", "check", "--json"], dsn=database.superuser_dsn).stdout)
-    assert [f["object"] for f in beyond_shipped(found)] == (
-        ["SELECT on notes (granted to tenantgate_mediator)"] if ENROL_GRANTS_MEDIATOR else [])
+    ok(run(["db", "check"], dsn=database.superuser_dsn))
 
 
 def test_enrol_of_a_missing_table_or_column_fails_with_a_hint(dba: Invoke) -> None:
@@ -196,4 +197,4 @@ def test_libpq_environment_works_like_psql(database: TestDatabase) -> None:
                                   "PGDATABASE": database.name}
     assert as_json(run(["db", "current", "--json"], env=env))["up_to_date"] is True
     ok(run(["db", "upgrade"], env=env))
-    clean(run(["db", "check", "--json"], env=env))
+    ok(run(["db", "check"], env=env))

@@ -13,12 +13,13 @@ from tests.pg import TestDatabase
 
 
 def trust_rows(database: TestDatabase, session: factories.Session) -> int:
-    """How many tools the mediator's trust check returns for a session right now."""
+    """How many tools the mediator's tools/list (tenantgate.list_tools) gives a session now."""
     t = session.tenant
     with database.connect("tenantgate_mediator") as conn:
-        rows = conn.execute("select * from tenantgate.trust_check(%s, %s, %s, %s)",
-                            (t.org_id, t.connector_id, t.customer_id, session.secret)).fetchall()
-    return len(rows)
+        row = conn.execute("select tenantgate.list_tools(%s, %s, %s)",
+                           (t.org_id, t.customer_id, session.secret)).fetchone()
+    assert row is not None
+    return len(row[0])
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def session_for(database: TestDatabase, acme: dict[str, Any]) -> factories.Sessi
                               uuid.UUID(acme["operator"]["operator_id"]),
                               uuid.UUID(acme["connector"]["connector_id"]),
                               uuid.UUID(acme["customer"]["customer_id"]))
-    return factories.open_session(database, tenant)
+    return factories.open_session(database, tenant, scopes=("read:tickets", "write:tickets"))
 
 
 def test_org_add_and_list(admin: Invoke, acme: dict[str, Any]) -> None:
@@ -74,10 +75,34 @@ def test_tools_list_shows_scope_cost_and_side_effect(admin: Invoke,
     assert tools["list_tickets"]["side_effect"] is False
 
 
-def test_new_tool_needs_a_scope(admin: Invoke, acme: dict[str, Any]) -> None:
-    result = admin("tools", "enable", "acme", "crm", "get_invoice")
-    assert result.exit_code == 2
-    assert "--scope" in result.stderr
+def test_enable_refuses_a_tool_that_is_not_defined(admin: Invoke, acme: dict[str, Any]) -> None:
+    result = admin("tools", "enable", "acme", "crm", "drop_everything", "--scope", "read:x")
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "no tool 'drop_everything' is defined" in result.stderr
+    assert "tenantgate tools apply" in result.stderr
+    assert "list_tickets" in result.stderr  # what is defined
+    names = {t["tool_name"] for t in as_json(admin("tools", "list", "acme", "crm", "--json"))}
+    assert "drop_everything" not in names
+
+
+def test_enable_copies_the_definitions_defaults_unless_given(
+        admin: Invoke, acme: dict[str, Any]) -> None:
+    refund = as_json(admin("tools", "enable", "acme", "crm", "issue_refund", "--json"))
+    assert (refund["required_scope"], refund["credit_cost"], refund["approval"],
+            refund["side_effect"]) == ("write:refunds", 5, "operator", True)
+    assert (refund["rate_burst"], refund["rate_per_second"]) == (30, 10.0)
+    custom = as_json(admin("tools", "enable", "acme", "crm", "search_tickets", "--cost", "3",
+                           "--approval", "host", "--rate-burst", "4", "--rate-per-second",
+                           "0.5", "--scope", "read:search", "--json"))
+    assert (custom["required_scope"], custom["credit_cost"], custom["approval"],
+            custom["rate_burst"], custom["rate_per_second"]) == ("read:search", 3, "host", 4, 0.5)
+    # an existing row keeps its settings; only the flags given change
+    again = as_json(admin("tools", "enable", "acme", "crm", "search_tickets", "--rate-burst",
+                          "9", "--json"))
+    assert (again["credit_cost"], again["approval"], again["rate_burst"]) == (3, "host", 9)
+    assert admin("tools", "enable", "acme", "crm", "search_tickets", "--approval",
+                 "maybe").exit_code == 2
 
 
 def test_disabled_tool_leaves_the_catalog_on_the_next_call(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cli import lints
-from tests.cli.conftest import ENROL_GRANTS_MEDIATOR, SHIPPED, Invoke, beyond_shipped, run
+from tests.cli.conftest import Invoke, ok, run
 from tests.pg import TestDatabase
 
 
@@ -34,10 +34,9 @@ def test_every_lint_file_is_numbered_and_says_why_it_matters() -> None:
 
 
 def test_freshly_migrated_database_has_no_findings(dba: Invoke, admin: Invoke) -> None:
-    assert {(f["lint"], f["object"]) for f in findings(dba)} == SHIPPED
-    result = admin("db", "check")  # the admin role can run it too
-    assert result.exit_code == (1 if SHIPPED else 0), result.stderr
-    assert f"{len(SHIPPED)} finding" in result.stderr
+    assert findings(dba) == []
+    result = ok(admin("db", "check"))  # the admin role can run it too
+    assert "0 findings" in result.stderr
 
 
 def test_finding_exits_1_and_names_object_why_and_fix(database: TestDatabase,
@@ -47,7 +46,7 @@ def test_finding_exits_1_and_names_object_why_and_fix(database: TestDatabase,
     assert result.exit_code == 1
     assert "tenantgate.credit_ledger" in result.stdout
     assert "enable row level security" in result.stdout
-    assert f"{len(SHIPPED) + 1} finding" in result.stderr
+    assert "1 finding" in result.stderr
 
 
 def test_table_without_rls_is_found(database: TestDatabase, dba: Invoke) -> None:
@@ -76,11 +75,9 @@ def test_tenant_table_not_enrolled_is_found(database: TestDatabase, dba: Invoke)
 def test_the_fix_of_a_finding_resolves_it(database: TestDatabase, dba: Invoke) -> None:
     plant(database, "create table public.notes (org_id uuid, customer_id uuid, body text)")
     found = findings(dba)
-    assert {f["lint"] for f in beyond_shipped(found)} == {"rls_disabled", "table_not_enrolled"}
+    assert {f["lint"] for f in found} == {"rls_disabled", "table_not_enrolled"}
     plant(database, *(f["fix"] for f in found if f["lint"] == "table_not_enrolled"))
-    # Until issue 9 lands, enrol_table grants the mediator SELECT, which lint 11 flags (SHIPPED).
-    assert [f["object"] for f in beyond_shipped(findings(dba))] == (
-        ["SELECT on notes (granted to tenantgate_mediator)"] if ENROL_GRANTS_MEDIATOR else [])
+    assert findings(dba) == []
 
 
 def test_definer_function_without_search_path_is_found(database: TestDatabase,
@@ -150,6 +147,18 @@ def test_object_owned_by_mediator_is_found(database: TestDatabase, dba: Invoke) 
      "SELECT on view tenantgate.live_sessions (granted to tenantgate_mediator)"),
     ("grant truncate on demo.tickets to tenantgate_mediator",
      "TRUNCATE on table demo.tickets (granted to tenantgate_mediator)"),
+    ("grant select on demo.customer_profiles to tenantgate_mediator",
+     "SELECT on table demo.customer_profiles (granted to tenantgate_mediator)"),
+    ("grant update (status) on demo.tickets to tenantgate_mediator",
+     "UPDATE on table demo.tickets column status (granted to tenantgate_mediator)"),
+    ("grant execute on function tenantgate.spend_credits(text, bigint, text)"
+     " to tenantgate_mediator",
+     "EXECUTE on function tenantgate.spend_credits(text,bigint,text)"
+     " (granted to tenantgate_mediator)"),
+    ("grant execute on function tenantgate.append_audit(text, text, text, jsonb)"
+     " to tenantgate_mediator",
+     "EXECUTE on function tenantgate.append_audit(text,text,text,jsonb)"
+     " (granted to tenantgate_mediator)"),
     ("grant select on tenantgate.customer_secrets to public",
      "SELECT on table tenantgate.customer_secrets (granted to public)"),
     ("grant delete on tenantgate.session_messages to tenantgate_mediator",
@@ -161,6 +170,41 @@ def test_mediator_privilege_beyond_its_policies_is_found(database: TestDatabase,
     [found] = findings(dba, "mediator_excess_privileges")
     assert found["object"] == expected
     assert found["fix"].startswith("revoke ")
+
+
+def test_any_mediator_privilege_on_an_enrolled_table_is_found_even_with_a_mediator_policy(
+        database: TestDatabase, dba: Invoke) -> None:
+    """The old arrangement (a mediator policy plus a grant) is exactly what the gate forbids."""
+    plant(database, "create policy legacy on demo.tickets for select to tenantgate_mediator"
+                    " using ((org_id, customer_id) = (select t.org_id, t.customer_id"
+                    " from tenantgate.current_tenant() t))",
+          "grant select on demo.tickets to tenantgate_mediator")
+    [found] = findings(dba, "mediator_excess_privileges")
+    assert found["object"] == "SELECT on table demo.tickets (granted to tenantgate_mediator)"
+    assert "tenantgate.call_tool" in found["why"]
+    assert found["fix"] == "revoke SELECT on demo.tickets from tenantgate_mediator;"
+    plant(database, found["fix"])
+    assert findings(dba, "mediator_excess_privileges") == []
+
+
+def test_the_gates_entry_points_are_the_mediators_only_definer_functions(
+        database: TestDatabase) -> None:
+    """Nothing that takes a cost, an amount, an audit decision or an approval from its caller."""
+    with database.connect() as su:
+        rows = su.execute(
+            "select p.proname from pg_proc p"
+            " join pg_namespace n on n.oid = p.pronamespace"
+            " where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema')"
+            " and has_function_privilege('tenantgate_mediator', p.oid, 'execute')"
+            " order by 1").fetchall()
+    names = {r[0] for r in rows}
+    assert {"call_tool", "list_tools"} <= names
+    assert names <= {"call_tool", "list_tools", "approval_answer", "upstream_outcome",
+                     "session_context", "current_upstream_credential"}
+    for forbidden in ("trust_check", "spend_credits", "spend_credits_for", "append_audit",
+                      "audit_append_row", "audit_denial", "approval_decide", "grant_credits",
+                      "rate_try", "gate_refuse", "record_denial"):
+        assert forbidden not in names
 
 
 def test_policy_calling_context_function_per_row_is_found(database: TestDatabase,
@@ -201,18 +245,22 @@ def test_wrong_dsn_is_one_line_naming_the_host_and_exit_1() -> None:
 
 def test_mediator_grant_on_a_table_whose_rls_is_off_says_to_turn_it_on(
         database: TestDatabase, dba: Invoke) -> None:
-    plant(database, "alter table demo.subscriptions disable row level security")
-    [found] = findings(dba, "mediator_excess_privileges")
-    assert found["object"] == "SELECT on table demo.subscriptions (granted to tenantgate_mediator)"
-    assert found["fix"] == "alter table demo.subscriptions enable row level security;"
-    plant(database, "alter table demo.subscriptions enable row level security")
-    assert beyond_shipped(findings(dba)) == []
+    plant(database, "alter table tenantgate.session_messages disable row level security")
+    found = findings(dba, "mediator_excess_privileges")
+    assert sorted(f["object"] for f in found) == [
+        "INSERT on table tenantgate.session_messages (granted to tenantgate_mediator)",
+        "SELECT on table tenantgate.session_messages (granted to tenantgate_mediator)",
+    ]
+    assert {f["fix"] for f in found} == {
+        "alter table tenantgate.session_messages enable row level security;"}
+    plant(database, "alter table tenantgate.session_messages enable row level security")
+    assert findings(dba) == []
 
 
 def test_rls_not_forced_is_one_finding_not_a_cascade(database: TestDatabase,
                                                      dba: Invoke) -> None:
     plant(database, "alter table demo.tickets no force row level security")
-    assert [f["lint"] for f in beyond_shipped(findings(dba))] == ["rls_not_forced"]
+    assert [f["lint"] for f in findings(dba)] == ["rls_not_forced"]
 
 
 CRM = ("create schema crm",
@@ -225,7 +273,7 @@ CRM = ("create schema crm",
 def test_enrolled_table_keyed_by_its_tenant_columns_has_no_findings(database: TestDatabase,
                                                                    dba: Invoke) -> None:
     plant(database, *CRM, "create unique index on crm.notes (customer_id, org_id, code)")
-    assert beyond_shipped(findings(dba)) == []
+    assert findings(dba) == []
 
 
 def test_unique_key_of_enrolled_table_not_led_by_tenant_columns_is_found(
@@ -236,23 +284,6 @@ def test_unique_key_of_enrolled_table_not_led_by_tenant_columns_is_found(
     assert [f["object"] for f in found] == [
         "unique constraint notes_code_key on crm.notes (org_id, code, customer_id)"]
     assert "org_id, customer_id" in found[0]["why"]
-
-
-def test_any_mediator_privilege_on_an_enrolled_table_is_found(database: TestDatabase,
-                                                              dba: Invoke) -> None:
-    role = f"crm_reader_{database.name}"
-    plant(database, *CRM, "grant select (body) on crm.notes to public",
-          f"create role {role} nologin", f"grant insert on crm.notes to {role}",
-          f"grant {role} to tenantgate_mediator")
-    try:
-        found = [f for f in findings(dba, "mediator_enrolled_privilege") if "crm." in f["object"]]
-        assert [f["object"] for f in found] == [
-            f"INSERT on crm.notes (granted to {role})",
-            "SELECT (body) on crm.notes (granted to public)"]
-        plant(database, *(f["fix"].split(";", 1)[0] for f in found))
-        assert beyond_shipped(findings(dba)) == []
-    finally:
-        plant(database, f"drop owned by {role}", f"drop role {role}")
 
 
 def test_tool_function_executable_by_anyone_but_the_gate_is_found(database: TestDatabase,

@@ -39,7 +39,7 @@ def mediator_call(
     """What the gate does for an HTTP-backed tool: read the credential, call, return the result."""
     customer = world.acme if who == "acme" else world.beta
     session = world.open_session(customer)
-    with psycopg.connect(world.db.mediator_dsn) as conn, conn.transaction():
+    with psycopg.connect(world.db.superuser_dsn) as conn, conn.transaction():
         conn.execute(VERIFY, (str(customer.org_id), str(customer.customer_id), session))
         credential = customer_secrets.read_upstream_credential(conn, keys)
     target = ConnectorTarget.from_credential(credential)

@@ -31,7 +31,9 @@ def world(database: TestDatabase, keys: FileKeyProvider) -> World:
 def as_mediator(
     world: World, customer: Customer, session_secret: str, keys: FileKeyProvider
 ) -> customer_secrets.UpstreamCredential:
-    with psycopg.connect(world.db.mediator_dsn) as conn, conn.transaction():
+    """current_upstream_credential() with a session's context, as its owner calls it: since the
+    gate (issue 9) the mediator gets the sealed key from tenantgate.call_tool, not from here."""
+    with psycopg.connect(world.db.superuser_dsn) as conn, conn.transaction():
         conn.execute(VERIFY, (str(customer.org_id), str(customer.customer_id), session_secret))
         return customer_secrets.read_upstream_credential(conn, keys)
 
@@ -119,7 +121,7 @@ def test_a_secret_for_an_unknown_customer_is_refused(world: World, keys: FileKey
         )
 
 
-def test_the_mediator_reads_exactly_its_verified_customers_credential(
+def test_the_credential_function_reads_exactly_the_verified_customers_credential(
     world: World, keys: FileKeyProvider
 ) -> None:
     acme_session = world.open_session(world.acme)
@@ -132,7 +134,7 @@ def test_the_mediator_reads_exactly_its_verified_customers_credential(
 
 
 @pytest.mark.parametrize("tamper", ["no settings", "other customer", "other org", "bad secret"])
-def test_the_mediator_reads_nothing_without_a_matching_session(
+def test_the_credential_function_reads_nothing_without_a_matching_session(
     world: World, keys: FileKeyProvider, tamper: str
 ) -> None:
     acme_session = world.open_session(world.acme)
@@ -143,10 +145,23 @@ def test_the_mediator_reads_nothing_without_a_matching_session(
         org = str(world.beta.org_id)
     elif tamper == "bad secret":
         secret = acme_session + "x"
-    with psycopg.connect(world.db.mediator_dsn) as conn, conn.transaction():
+    with psycopg.connect(world.db.superuser_dsn) as conn, conn.transaction():
         if tamper != "no settings":
             conn.execute(VERIFY, (org, customer, secret))
         with pytest.raises(customer_secrets.SecretNotFoundError):
+            customer_secrets.read_upstream_credential(conn, keys)
+
+
+def test_the_mediator_may_not_call_the_credential_function(
+    world: World, keys: FileKeyProvider
+) -> None:
+    session = world.open_session(world.acme)
+    with (
+        psycopg.connect(world.db.mediator_dsn) as conn,
+        conn.transaction(),
+    ):
+        conn.execute(VERIFY, (str(world.acme.org_id), str(world.acme.customer_id), session))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             customer_secrets.read_upstream_credential(conn, keys)
 
 
@@ -162,7 +177,7 @@ def test_the_async_read_matches_the_sync_one(world: World, keys: FileKeyProvider
     session = world.open_session(world.beta)
 
     async def read() -> customer_secrets.UpstreamCredential:
-        conn = await psycopg.AsyncConnection.connect(world.db.mediator_dsn)
+        conn = await psycopg.AsyncConnection.connect(world.db.superuser_dsn)
         async with conn, conn.transaction():
             await conn.execute(
                 VERIFY, (str(world.beta.org_id), str(world.beta.customer_id), session)
@@ -202,7 +217,7 @@ def test_no_key_material_or_plaintext_is_ever_sent_to_sql(
 
 def test_connections_with_any_row_factory_work(world: World, keys: FileKeyProvider) -> None:
     session = world.open_session(world.acme)
-    with psycopg.connect(world.db.mediator_dsn, row_factory=dict_row) as conn, conn.transaction():
+    with psycopg.connect(world.db.superuser_dsn, row_factory=dict_row) as conn, conn.transaction():
         conn.execute(VERIFY, (str(world.acme.org_id), str(world.acme.customer_id), session))
         assert customer_secrets.read_upstream_credential(conn, keys).api_key == world.acme.api_key
     with psycopg.connect(world.db.admin_dsn, autocommit=True, row_factory=dict_row) as conn:

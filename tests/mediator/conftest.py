@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.db import load_policy, make_pool
+from mediator.db import make_pool
 from mediator.demo_data import ALL_SCOPES, World, seed
 from mediator.gate import Gate
 from mediator.sessions import OpenedSession, SessionManager
 from mediator.settings import Settings
 from mediator.tokens import TokenSigner, TokenVerifier
-from mediator.tools import default_registry
 from tests.pg import TestDatabase
 
 ISSUER = "https://backend.test"
@@ -24,7 +23,8 @@ AUDIENCE = "http://127.0.0.1:8765/mcp"
 
 @pytest.fixture
 def world(database: TestDatabase) -> World:
-    return seed(database.superuser_dsn)
+    # generous limits: tests that are about rate limits set their own on the catalog row
+    return seed(database.superuser_dsn, rate_burst=1000, rate_per_second=1000.0)
 
 
 @pytest.fixture
@@ -36,8 +36,6 @@ def settings(database: TestDatabase, public_pem_file: Path) -> Settings:
         jwt_public_key_file=public_pem_file,
         pool_min_size=1,
         pool_max_size=4,
-        rate_burst=1000,
-        rate_per_second=1000.0,
     )
 
 
@@ -88,7 +86,7 @@ async def gate(settings: Settings, world: World) -> AsyncIterator[Gate]:
     pool = make_pool(settings)
     await pool.open(wait=True)
     try:
-        yield Gate(pool, default_registry(), await load_policy(pool), settings)
+        yield Gate(pool, settings)
     finally:
         await pool.close()
 
@@ -140,3 +138,29 @@ def http_url(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def apply_extra_tools(database: TestDatabase, tools_yaml: str) -> None:
+    """Apply the demo tools file plus `tools_yaml`, as a DBA would (`tenantgate tools apply`)."""
+    from cli.demo_schema import DEMO_TOOLS
+    from cli.toolfile import compile as toolfile_compile
+    from cli.toolfile.spec import load, loads
+
+    with database.connect(autocommit=True) as conn:
+        toolfile_compile.apply(conn, [load(DEMO_TOOLS), loads(tools_yaml.encode(), "<test>")])
+
+
+def set_catalog(database: TestDatabase, org_id: str, tool: str, **columns: Any) -> None:
+    """Change one catalog row as the admin does (rate limit, approval policy, cost ...)."""
+    from psycopg import sql
+
+    with database.connect("tenantgate_admin", autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("update tenantgate.tools set {} where org_id = %s and tool_name = %s").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v))
+                    for k, v in columns.items()
+                )
+            ),
+            (org_id, tool),
+        )

@@ -6,17 +6,15 @@ import asyncio
 import dataclasses
 from typing import Any
 
-import psycopg
 import pytest
 
 from mediator import errors as E
-from mediator.approvals import Approvals
-from mediator.db import load_policy
+from mediator.approvals import Approvals, OwnRequest
 from mediator.demo_data import World
 from mediator.gate import Gate
 from mediator.history import History
 from mediator.tokens import TokenSigner, TokenVerifier
-from tests.mediator.conftest import OpenFn, tool_names
+from tests.mediator.conftest import OpenFn, apply_extra_tools, set_catalog, tool_names
 from tests.pg import TestDatabase
 
 pytestmark = pytest.mark.anyio
@@ -53,24 +51,28 @@ async def test_cross_tenant_arguments_are_rejected_never_used(
     assert found["items"] == []
 
 
-async def test_another_customers_ticket_is_not_found(
+async def test_another_customers_ticket_is_not_found_and_opens_no_approval(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    acme = verifier.verify(open_session("Acme").token)
-    beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
-    args = {"ticket_id": beta_ticket, "status": "closed"}
-    with pytest.raises(E.ApprovalRequired) as pending:
-        await gate.call(acme, "update_ticket_status", args)
-    Approvals(database.admin_dsn).approve(
-        world.northwind.org_id, pending.value.approval_id, world.northwind.second_operator_id
-    )
-    with pytest.raises(E.NotFound):
-        await gate.call(acme, "update_ticket_status", args)
-    with database.connect() as conn:
+    nw = world.northwind
+    with database.connect() as conn:  # Beta gets a 4th ticket: no Acme ticket has that id
         row = conn.execute(
-            "select status from demo.tickets where ticket_id = %s", (beta_ticket,)
+            "insert into demo.tickets (org_id, customer_id, subject) values (%s, %s, 'only beta')"
+            " returning ticket_id",
+            (nw.org_id, nw.customers["Beta"].customer_id),
         ).fetchone()
-    assert row == ("open",)
+    assert row is not None
+    acme = verifier.verify(open_session("Acme").token)
+    with pytest.raises(E.NotFound):
+        await gate.call(acme, "update_ticket_status", {"ticket_id": row[0], "status": "closed"})
+    with database.connect() as conn:
+        assert conn.execute("select count(*) from tenantgate.approvals").fetchone() == (0,)
+        assert conn.execute(
+            "select status from demo.tickets where org_id = %s and customer_id = %s"
+            " and ticket_id = %s",
+            (nw.org_id, nw.customers["Beta"].customer_id, row[0]),
+        ).fetchone() == ("open",)
+    assert [r[3].get("reason") for r in audit_rows(database, nw.org_id)] == ["no_target"]
 
 
 async def test_token_naming_another_customer_than_its_session_is_not_found(
@@ -155,9 +157,8 @@ async def test_validation_error_says_which_field_and_why(
     claims = verifier.verify(open_session("Acme").token)
     with pytest.raises(E.InvalidArguments) as err:
         await gate.call(claims, "list_tickets", {"limit": 5000, "status": "bogus"})
-    assert "limit" in err.value.message
-    assert "less than or equal to 50" in err.value.message
-    assert "status" in err.value.message
+    assert "limit: must be between 1 and 50" in err.value.message
+    assert "status: must be one of" in err.value.message
     with pytest.raises(E.InvalidArguments):
         await gate.call(claims, "search_tickets", {"query": "x" * 101})
 
@@ -178,35 +179,56 @@ async def test_pii_is_masked_without_the_scope_and_secret_columns_never_leave(
     assert "notes" not in clear
 
 
-async def test_every_read_has_its_audit_row(
+async def test_every_read_has_its_audit_row_written_after_it_with_counts(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
     claims = verifier.verify(open_session("Acme").token)
-    await gate.call(claims, "account_health", {}, request_key="req-1")
+    out = await gate.call(claims, "list_tickets", {}, request_key="req-1")
     rows = audit_rows(database, world.northwind.org_id)
-    assert [(r[0], r[1], r[2]) for r in rows] == [
-        ("allowed", "account_health", f"{claims.session_id}:req-1")
-    ]
-    assert set(rows[0][3]) == {"args_sha256"}
+    assert [(r[0], r[1], r[2]) for r in rows] == [("allowed", "list_tickets", "req-1")]
+    detail = rows[0][3]
+    assert set(detail) == {"args_sha256", "rows", "bytes", "truncated"}
+    assert detail["rows"] == len(out["items"]) == 3
+    assert detail["bytes"] > 100
+    assert detail["truncated"] is False
 
 
-async def test_no_data_without_its_audit_row_when_the_connection_dies_before_commit(
+async def test_no_data_and_no_charge_when_the_connection_dies_mid_call(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
+    apply_extra_tools(
+        database,
+        """
+tools:
+  slow_tickets:
+    description: Tickets, slowly.
+    statement: |
+      select ticket_id, subject from demo.tickets
+      where org_id = :org_id and customer_id = :customer_id and pg_catalog.pg_sleep(0.3) is not null
+    catalog: {scope: read:tickets}
+""",
+    )
+    with database.connect("tenantgate_admin", autocommit=True) as conn:
+        conn.execute(
+            "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope)"
+            " values (%s, %s, 'slow_tickets', 'read:tickets')",
+            (world.northwind.org_id, world.northwind.connector_id),
+        )
     claims = verifier.verify(open_session("Acme").token)
 
-    async def kill(conn: psycopg.AsyncConnection[Any]) -> None:
-        pid = conn.info.backend_pid
+    async def kill() -> None:
+        await asyncio.sleep(0.4)
         with database.connect(autocommit=True) as su:
-            su.execute("select pg_terminate_backend(%s, 5000)", (pid,))
-        await asyncio.sleep(0.05)
+            su.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where usename = 'tenantgate_mediator' and query like '%%call_tool%%'"
+                " and state = 'active'"
+            )
 
-    gate.fault_before_commit = kill
     with pytest.raises(E.MediatorError) as err:
-        await gate.call(claims, "list_invoices", {})
+        await asyncio.gather(gate.call(claims, "slow_tickets", {}), kill())
     assert not isinstance(err.value, E.NotFound)
-    gate.fault_before_commit = None
-    assert [r for r in audit_rows(database, world.northwind.org_id) if r[0] == "allowed"] == []
+    assert audit_rows(database, world.northwind.org_id) == []
     with database.connect() as conn:
         ledger = conn.execute(
             "select count(*) from tenantgate.credit_ledger where kind = 'spend'"
@@ -216,27 +238,34 @@ async def test_no_data_without_its_audit_row_when_the_connection_dies_before_com
     assert len(out["items"]) == 3
 
 
-async def test_rate_limit_trips_and_recovers(
+async def test_rate_limit_comes_from_the_catalog_trips_and_recovers(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    gate.settings = gate.settings.model_copy(update={"rate_burst": 3, "rate_per_second": 1.0})
+    set_catalog(
+        database, world.northwind.org_id, "get_subscription", rate_burst=3, rate_per_second=1.0
+    )
     claims = verifier.verify(open_session("Acme").token)
     for _ in range(3):
         await gate.call(claims, "get_subscription", {})
-    with pytest.raises(E.RateLimited):
-        await gate.call(claims, "get_subscription", {})
+    for _ in range(5):
+        with pytest.raises(E.RateLimited):
+            await gate.call(claims, "get_subscription", {})
     await gate.call(claims, "list_tickets", {})  # another tool has its own bucket
     await asyncio.sleep(1.1)
     await gate.call(claims, "get_subscription", {})
-    decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
-    assert decisions.count("rate_limited") == 1
+    rows = audit_rows(database, world.northwind.org_id)
+    # refusals while the bucket is empty are counted into the next row, not written one by one
+    assert [r[0] for r in rows] == ["allowed"] * 5
+    assert rows[-1][3]["rate_limited_before"] == 5
 
 
 async def test_rate_limit_is_shared_across_mediator_processes(
-    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    gate.settings = gate.settings.model_copy(update={"rate_burst": 2, "rate_per_second": 0.01})
-    other = Gate(gate.pool, gate.registry, gate.policy, gate.settings)  # stands for a 2nd process
+    set_catalog(
+        database, world.northwind.org_id, "get_subscription", rate_burst=2, rate_per_second=0.01
+    )
+    other = Gate(gate.pool, gate.settings)  # stands for a 2nd process
     claims = verifier.verify(open_session("Acme").token)
     await gate.call(claims, "get_subscription", {})
     await other.call(claims, "get_subscription", {})
@@ -265,7 +294,7 @@ async def test_credits_running_out_is_refused_and_charges_nothing(
     assert "no_credit" in [r[0] for r in audit_rows(database, world.northwind.org_id)]
 
 
-async def test_a_retried_request_is_charged_once(
+async def test_a_read_repeated_with_the_same_request_key_is_charged_every_time(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
     claims = verifier.verify(open_session("Acme").token)
@@ -276,7 +305,52 @@ async def test_a_retried_request_is_charged_once(
             "select balance from tenantgate.credit_accounts where org_id = %s",
             (world.northwind.org_id,),
         ).fetchone()
-    assert balance == (1000 - 2,)
+    assert balance == (1000 - 3 * 2,)  # no data without its charge
+
+
+async def test_a_request_key_reused_for_other_arguments_or_another_tool_runs_nothing(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    await gate.call(claims, "list_tickets", {"limit": 1}, request_key="k1")
+    with pytest.raises(E.RequestKeyReused):
+        await gate.call(claims, "list_tickets", {"limit": 2}, request_key="k1")
+    with pytest.raises(E.RequestKeyReused):
+        await gate.call(claims, "list_invoices", {"limit": 1}, request_key="k1")
+    with database.connect() as conn:
+        assert conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s",
+            (world.northwind.org_id,),
+        ).fetchone() == (999,)
+    reasons = [r[3].get("reason") for r in audit_rows(database, world.northwind.org_id)]
+    assert reasons == [None, "request_key_reused", "request_key_reused"]
+
+
+async def test_a_side_effect_retried_with_its_key_answers_its_first_outcome_and_runs_once(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    nw = world.northwind
+    claims = verifier.verify(open_session("Acme").token)
+    invoice = nw.customers["Acme"].invoice_ids[0]  # paid, 120.00
+    args = {"invoice_id": invoice, "amount_cents": 1000}
+    with pytest.raises(E.ApprovalRequired) as pending:
+        await gate.call(claims, "issue_refund", args, request_key="refund-1")
+    Approvals(database.admin_dsn).approve(
+        nw.org_id, pending.value.approval_id, nw.second_operator_id
+    )
+    first = await gate.call(claims, "issue_refund", args, request_key="refund-1")
+    again = await gate.call(claims, "issue_refund", args, request_key="refund-1")
+    assert first["refunded_cents"] == 1000
+    assert again == {**first, "replayed": True} or again["refunded_cents"] == 1000
+    with database.connect() as conn:
+        assert conn.execute(
+            "select refunded_cents from demo.invoices where org_id = %s and customer_id = %s"
+            " and invoice_id = %s",
+            (nw.org_id, nw.customers["Acme"].customer_id, invoice),
+        ).fetchone() == (1000,)
+        assert conn.execute(
+            "select balance from tenantgate.credit_accounts where org_id = %s", (nw.org_id,)
+        ).fetchone() == (1000 - 5,)
 
 
 async def test_side_effect_never_runs_without_approval_and_runs_once_after(
@@ -289,7 +363,9 @@ async def test_side_effect_never_runs_without_approval_and_runs_once_after(
     def refunded() -> int:
         with database.connect() as conn:
             row = conn.execute(
-                "select refunded_cents from demo.invoices where invoice_id = %s", (invoice,)
+                "select refunded_cents from demo.invoices where org_id = %s and customer_id = %s"
+                " and invoice_id = %s",
+                (world.northwind.org_id, claims.customer_id, invoice),
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -318,7 +394,7 @@ async def test_side_effect_never_runs_without_approval_and_runs_once_after(
     assert refunded() == 1000
 
 
-async def test_denied_approval_never_runs(
+async def test_denied_approval_never_runs_and_reaches_the_agent_as_denied(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
     claims = verifier.verify(open_session("Acme").token)
@@ -334,16 +410,33 @@ async def test_denied_approval_never_runs(
     approvals.deny(
         world.northwind.org_id, pending.value.approval_id, world.northwind.second_operator_id
     )
-    with pytest.raises(E.ApprovalRequired):
-        await gate.call(claims, "update_ticket_status", args)
+    for _ in range(2):
+        with pytest.raises(E.ApprovalDenied):
+            await gate.call(claims, "update_ticket_status", args)
     with database.connect() as conn:
         assert conn.execute(
-            "select status from demo.tickets where ticket_id = %s", (ticket,)
+            "select status from demo.tickets where org_id = %s and customer_id = %s"
+            " and ticket_id = %s",
+            (world.northwind.org_id, claims.customer_id, ticket),
         ).fetchone() == ("open",)
+        assert conn.execute("select count(*) from tenantgate.approvals").fetchone() == (1,)
 
 
-async def test_elicited_approval_runs_the_call_once(
-    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World
+async def test_the_requester_cannot_approve_their_own_request(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    with pytest.raises(E.ApprovalRequired) as pending:
+        await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"})
+    with pytest.raises(OwnRequest, match="their own request"):
+        Approvals(database.admin_dsn).approve(
+            world.northwind.org_id, pending.value.approval_id, world.northwind.operator_id
+        )
+
+
+async def test_elicited_approval_runs_the_call_once_only_for_host_approved_tools(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
     claims = verifier.verify(open_session("Acme").token)
     ticket = world.northwind.customers["Acme"].ticket_ids[1]
@@ -356,10 +449,16 @@ async def test_elicited_approval_runs_the_call_once(
     async def no(approval_id: str, tool: str, arguments: dict[str, Any]) -> bool | None:
         return False
 
+    with pytest.raises(E.ApprovalRequired):  # approval: operator -- the host is never asked
+        await gate.call(
+            claims, "update_ticket_status", {"ticket_id": ticket, "status": "solved"}, approver=yes
+        )
+    assert asked == []
+    set_catalog(database, world.northwind.org_id, "update_ticket_status", approval="host")
     out = await gate.call(
-        claims, "update_ticket_status", {"ticket_id": ticket, "status": "solved"}, approver=yes
+        claims, "update_ticket_status", {"ticket_id": ticket, "status": "pending"}, approver=yes
     )
-    assert out["status"] == "solved"
+    assert out["status"] == "pending"
     assert asked == ["update_ticket_status"]
     with pytest.raises(E.ApprovalDenied):
         await gate.call(
@@ -386,16 +485,21 @@ async def test_audit_chain_verifies_after_mixed_calls(
 
 
 async def test_refusals_never_poison_a_pooled_connection(
-    settings: Any, world: World, verifier: TokenVerifier, open_session: OpenFn
+    settings: Any,
+    world: World,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    database: TestDatabase,
 ) -> None:
-    from mediator.db import load_policy, make_pool
-    from mediator.tools import default_registry
+    from mediator.db import make_pool
 
-    one = settings.model_copy(update={"rate_burst": 2, "rate_per_second": 0.5})
-    pool = make_pool(one, min_size=1, max_size=1)
+    set_catalog(
+        database, world.northwind.org_id, "get_subscription", rate_burst=2, rate_per_second=0.5
+    )
+    pool = make_pool(settings, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
-        gate = Gate(pool, default_registry(), await load_policy(pool), one)
+        gate = Gate(pool, settings)
         claims = verifier.verify(open_session("Acme").token)
         outcomes: list[str] = []
         for i in range(40):
@@ -420,30 +524,25 @@ async def test_refusals_never_poison_a_pooled_connection(
         await pool.close()
 
 
-async def test_adding_a_tool_is_a_template_a_model_and_a_catalog_row(
+async def test_adding_a_tool_is_a_tools_file_entry_and_a_catalog_row(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    from typing import Annotated
-
-    from pydantic import Field
-
-    from mediator.tools import Registry, Tool
-    from mediator.tools.demo import DEMO_TOOLS, _In
-
-    class GetTicketIn(_In):
-        ticket_id: Annotated[int, Field(ge=1, le=2**62)]
-
-    get_ticket = Tool(
-        name="get_ticket",
-        description="One ticket with its body.",
-        input_model=GetTicketIn,
-        sql="select ticket_id, subject, body, status from demo.tickets"
-        " where org_id = %(org_id)s and customer_id = %(customer_id)s"
-        " and ticket_id = %(ticket_id)s::bigint",
-        source="demo.tickets",
-        many=False,
+    apply_extra_tools(
+        database,
+        """
+tools:
+  get_ticket:
+    description: One ticket of the current customer, with its body.
+    parameters:
+      - {name: ticket_id, type: integer, minimum: 1, maximum: 4611686018427387904,
+         description: The ticket.}
+    statement: |
+      select ticket_id, subject, body, status from demo.tickets
+      where org_id = :org_id and customer_id = :customer_id and ticket_id = :ticket_id
+    returns: one
+    catalog: {scope: read:tickets}
+""",
     )
-    gate.registry = Registry([*DEMO_TOOLS, get_ticket])
     claims = verifier.verify(open_session("Acme").token)
     acme_ticket = world.northwind.customers["Acme"].ticket_ids[0]
     with pytest.raises(E.NotFound):  # no catalog row yet
@@ -458,9 +557,8 @@ async def test_adding_a_tool_is_a_template_a_model_and_a_catalog_row(
     out = await gate.call(claims, "get_ticket", {"ticket_id": acme_ticket})
     assert out["subject"] == "Acme: login fails"
     assert "get_ticket" in tool_names(await gate.list_tools(claims))
-    beta_ticket = world.northwind.customers["Beta"].ticket_ids[0]
-    with pytest.raises(E.NotFound):
-        await gate.call(claims, "get_ticket", {"ticket_id": beta_ticket})
+    with pytest.raises(E.NotFound):  # Beta's 3 tickets are 1..3 too: 99 exists for nobody
+        await gate.call(claims, "get_ticket", {"ticket_id": 99})
 
 
 async def test_unstorable_text_is_invalid_arguments_or_not_found(
@@ -496,85 +594,40 @@ async def test_an_approved_change_that_touches_nothing_charges_and_uses_up_nothi
             (world.northwind.org_id,),
         ).fetchone() == (1000,)
         assert conn.execute(
-            "select refunded_cents from demo.invoices where invoice_id = %s", (invoice,)
+            "select refunded_cents from demo.invoices where org_id = %s and customer_id = %s"
+            " and invoice_id = %s",
+            (world.northwind.org_id, claims.customer_id, invoice),
         ).fetchone() == (0,)
     decisions = [r[0] for r in audit_rows(database, world.northwind.org_id)]
-    assert decisions == ["approval_required", "denied"]
+    assert decisions == ["approval_required", "approved", "denied"]
 
 
-async def test_an_http_backed_tool_runs_after_its_audit_row_committed(
+async def test_row_and_byte_limits_from_the_definition_truncate_a_field_and_say_so(
     gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
-    from mediator.tools import Registry, Tool
-    from mediator.tools.demo import DEMO_TOOLS, NoArgsIn
-
     claims = verifier.verify(open_session("Acme").token)
-    seen: list[Any] = []
-
-    async def billing_status(rows: list[dict[str, Any]], args: Any) -> list[dict[str, Any]]:
-        seen.append(audit_rows(database, world.northwind.org_id))  # committed before the call
-        if len(seen) > 1:
-            raise TimeoutError("upstream timed out")
-        return [{"status": "ok", "customer": str(rows[0]["customer_id"]), "api_key": "k"}]
-
-    tool = Tool(
-        name="billing_status",
-        description="Upstream billing status.",
-        input_model=NoArgsIn,
-        sql="select c.customer_id from tenantgate.session_context() c",
-        source="upstream.billing",
-        many=False,
-        runner=billing_status,
-    )
-    gate.registry = Registry([*DEMO_TOOLS, tool])
-    with database.connect("tenantgate_admin", autocommit=True) as conn:
+    with database.connect() as conn:
         conn.execute(
-            "insert into tenantgate.tools (org_id, connector_id, tool_name, required_scope)"
-            " values (%s, %s, 'billing_status', 'read:billing')",
-            (world.northwind.org_id, world.northwind.connector_id),
+            "update tenantgate.tool_definitions set max_rows = 2 where tool_name = 'list_tickets'"
         )
-        conn.execute(
-            "insert into tenantgate.column_classes (relation, column_name, data_class) values"
-            " ('upstream.billing', 'status', 'public'),"
-            " ('upstream.billing', 'customer', 'internal')"
-        )
-    gate.policy = await load_policy(gate.pool)
-    out = await gate.call(claims, "billing_status", {})
-    assert out == {"status": "ok", "customer": claims.customer_id}  # api_key is unclassified
-    assert [r[0] for r in seen[0]] == ["allowed"]
-    with pytest.raises(E.UpstreamFailed):
-        await gate.call(claims, "billing_status", {})
-    assert [r[0] for r in audit_rows(database, world.northwind.org_id)] == [
-        "allowed",
-        "allowed",
-        "error",
-    ]
-
-
-async def test_row_and_byte_limits_truncate_and_say_so(
-    gate: Gate, verifier: TokenVerifier, open_session: OpenFn
-) -> None:
-    claims = verifier.verify(open_session("Acme").token)
-    gate.settings = gate.settings.model_copy(update={"max_rows": 2})
     out = await gate.call(claims, "list_tickets", {})
     assert len(out["items"]) == 2
     assert out["truncated"] is True
-    gate.settings = gate.settings.model_copy(update={"max_rows": 100, "max_bytes": 1024})
+    with database.connect() as conn:
+        conn.execute(
+            "update tenantgate.tool_definitions set max_bytes = 1024"
+            " where tool_name = 'search_tickets'"
+        )
+        conn.execute(
+            "update demo.tickets set subject = 'Acme: ' || repeat('x', 3000)"
+            " where org_id = %s and customer_id = %s and ticket_id = 3",
+            (world.northwind.org_id, claims.customer_id),
+        )
     out = await gate.call(claims, "search_tickets", {"query": "acme"})
-    assert out["truncated"] is False
-    from mediator.shaping import DataPolicy, shape_rows
-
-    rows = [{"subject": "x" * 400} for _ in range(10)]
-    shaped = shape_rows(
-        rows,
-        column_of=lambda f: "demo.tickets." + f,
-        policy=DataPolicy({"demo.tickets.subject": "internal"}, {}),
-        ceiling=1,
-        max_rows=100,
-        max_bytes=1024,
-    )
-    assert 1 <= len(shaped.rows) <= 2
-    assert shaped.truncated
+    assert out["truncated"] is True
+    assert len(out["items"]) == 1  # the row stays, its long field is cut and marked
+    assert out["items"][0]["subject"].endswith("[truncated by tenantgate]")
+    assert len(out["items"][0]["subject"]) < 1024
 
 
 async def test_tools_carry_mcp_annotations(
@@ -592,13 +645,58 @@ async def test_tools_carry_mcp_annotations(
     ):
         assert tools[name]["annotations"]["readOnlyHint"] is True
     assert tools["update_ticket_status"]["annotations"] == {
+        "title": "Update ticket status",
         "readOnlyHint": False,
         "destructiveHint": False,
         "idempotentHint": True,
         "openWorldHint": False,
     }
+    assert tools["update_ticket_status"]["title"] == "Update ticket status"
     assert tools["issue_refund"]["annotations"]["destructiveHint"] is True
     assert tools["issue_refund"]["annotations"]["idempotentHint"] is False
     schema = tools["list_tickets"]["inputSchema"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["limit"]["maximum"] == 50
+
+
+async def test_approval_history_survives_sessions_purge(
+    gate: Gate,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    world: World,
+    database: TestDatabase,
+    sessions: Any,
+) -> None:
+    claims = verifier.verify(open_session("Acme").token)
+    ticket = world.northwind.customers["Acme"].ticket_ids[0]
+    with pytest.raises(E.ApprovalRequired):
+        await gate.call(claims, "update_ticket_status", {"ticket_id": ticket, "status": "closed"})
+    assert sessions.end(claims.org_id, claims.session_id)
+    sessions.purge()
+    with database.connect() as conn:
+        assert conn.execute("select count(*) from tenantgate.sessions").fetchone() == (0,)
+        assert conn.execute(
+            "select tool_name, status, preview ->> 'subject' from tenantgate.approvals"
+        ).fetchall() == [("update_ticket_status", "pending", "Acme: login fails")]
+
+
+async def test_an_expired_approval_is_never_used_and_a_new_one_is_asked(
+    gate: Gate, verifier: TokenVerifier, open_session: OpenFn, world: World, database: TestDatabase
+) -> None:
+    nw = world.northwind
+    claims = verifier.verify(open_session("Acme").token)
+    args = {"ticket_id": nw.customers["Acme"].ticket_ids[0], "status": "closed"}
+    with pytest.raises(E.ApprovalRequired) as first:
+        await gate.call(claims, "update_ticket_status", args)
+    Approvals(database.admin_dsn).approve(nw.org_id, first.value.approval_id, nw.second_operator_id)
+    with database.connect() as conn:
+        conn.execute("update tenantgate.approvals set expires_at = now() - interval '1 second'")
+    with pytest.raises(E.ApprovalRequired) as second:
+        await gate.call(claims, "update_ticket_status", args)
+    assert second.value.approval_id != first.value.approval_id
+    with database.connect() as conn:
+        assert conn.execute(
+            "select status from demo.tickets where org_id = %s and customer_id = %s"
+            " and ticket_id = %s",
+            (nw.org_id, claims.customer_id, args["ticket_id"]),
+        ).fetchone() == ("open",)

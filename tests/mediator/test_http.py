@@ -207,16 +207,18 @@ def test_host_and_origin_allowlists_are_exact() -> None:
         assert not origins.match(bad)
 
 
-async def test_a_retry_with_the_same_request_key_over_http_is_charged_once(
+async def test_a_request_key_over_http_never_gives_a_free_read_nor_fits_other_arguments(
     http_url: str, open_session: OpenFn, database: Any, world: Any
 ) -> None:
     s = open_session("Acme")
     meta: Any = {"dev.tenantgate/request-id": "retry-1"}
     async with mcp_client(http_url, s.token) as client:
-        for _ in range(3):
+        for _ in range(2):
             r = await client.call_tool("account_health", {}, meta=meta)
             assert not r.is_error
-        await client.call_tool("account_health", {})
+        r = await client.call_tool("list_tickets", {}, meta=meta)
+        assert r.is_error
+        assert "request id already used" in r.content[0].text  # type: ignore[union-attr]
     with database.connect() as conn:
         balance = conn.execute(
             "select balance from tenantgate.credit_accounts where org_id = %s",

@@ -79,7 +79,7 @@ def test_a_database_failure_on_tools_list_is_an_error_not_an_empty_catalog(
     s = open_session("Acme")
     with database.connect(autocommit=True) as conn:
         conn.execute(
-            "revoke execute on function tenantgate.trust_check(uuid, uuid, uuid, text)"
+            "revoke execute on function tenantgate.list_tools(uuid, uuid, text)"
             " from tenantgate_mediator"
         )
     r = httpx.post(

@@ -1,4 +1,4 @@
-"""A read call costs at most two round trips to Postgres (trust check; admit + read + audit)."""
+"""A tools/call is ONE round trip and one statement (tenantgate.call_tool); tools/list too."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ from typing import Any
 
 import pytest
 
-from mediator.db import load_policy, make_pool
+from mediator.db import make_pool
 from mediator.demo_data import World
 from mediator.gate import Gate
 from mediator.roundtrips import traced
 from mediator.tokens import TokenVerifier
-from mediator.tools import default_registry
 from tests.mediator.conftest import OpenFn
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("prepare_threshold", [0, None], ids=["prepared", "pgbouncer"])
-async def test_a_read_call_takes_two_round_trips(
+async def test_a_tool_call_is_one_round_trip_and_one_statement(
     settings: Any,
     world: World,
     verifier: TokenVerifier,
@@ -31,15 +30,16 @@ async def test_a_read_call_takes_two_round_trips(
     pool = make_pool(s, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
-        gate = Gate(pool, default_registry(), await load_policy(pool), s)
+        gate = Gate(pool, s)
         claims = verifier.verify(open_session("Acme").token)
         await gate.call(claims, "list_tickets", {})  # warm: statements prepared
+        await gate.list_tools(claims)
         for tool in ("list_tickets", "account_health", "get_customer_profile"):
             async with traced(pool) as rt:
                 await gate.call(claims, tool, {})
-            assert rt.count == 2, (tool, rt.count)
+            assert (rt.count, rt.syncs) == (1, 1), (tool, rt.count, rt.syncs)
         async with traced(pool) as rt:
             await gate.list_tools(claims)
-        assert rt.count == 1
+        assert (rt.count, rt.syncs) == (1, 1)
     finally:
         await pool.close()

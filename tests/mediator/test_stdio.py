@@ -19,7 +19,7 @@ from mcp.client.stdio import StdioServerParameters
 from mediator.demo_data import World
 from mediator.settings import Settings
 from mediator.tokens import TokenSigner, TokenVerifier
-from tests.mediator.conftest import OpenFn
+from tests.mediator.conftest import OpenFn, set_catalog
 from tests.pg import TestDatabase
 
 pytestmark = pytest.mark.anyio
@@ -78,9 +78,10 @@ async def test_sdk_client_over_stdio_reads_its_customer_and_sees_a_pause(
             assert r.content[0].text == "not found"
 
 
-async def test_elicitation_over_stdio_approves_a_side_effect_once(
+async def test_elicitation_over_stdio_approves_a_host_approved_side_effect_once(
     settings: Settings, open_session: OpenFn, world: World, database: TestDatabase
 ) -> None:
+    set_catalog(database, world.northwind.org_id, "update_ticket_status", approval="host")
     s = open_session("Acme")
     asked: list[str] = []
 
@@ -101,7 +102,7 @@ async def test_elicitation_over_stdio_approves_a_side_effect_once(
     assert "update_ticket_status" in asked[0]
     with psycopg.connect(database.admin_dsn) as conn:
         rows = conn.execute("select status, decided_via from tenantgate.approvals").fetchall()
-    assert rows == [("used", "elicitation")]
+    assert rows == [("used", "host")]
 
 
 async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(

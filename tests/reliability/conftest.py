@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.db import load_policy, make_pool
+from mediator.db import make_pool
 from mediator.demo_data import ALL_SCOPES, World, seed
 from mediator.gate import Gate
 from mediator.sessions import OpenedSession, SessionManager
 from mediator.settings import Settings
 from mediator.tokens import Claims, TokenSigner, TokenVerifier
-from mediator.tools import default_registry
 from tests.pg import TestDatabase
 
 ISSUER = "https://backend.reliability.test"
@@ -45,8 +44,6 @@ def make_settings(dsn: str, public_pem: Path, **extra: Any) -> Settings:
         "jwt_public_key_file": public_pem,
         "pool_min_size": 1,
         "pool_max_size": 8,
-        "rate_burst": 100_000,
-        "rate_per_second": 100_000.0,
     }
     values.update(extra)
     return Settings(**values)
@@ -55,7 +52,7 @@ def make_settings(dsn: str, public_pem: Path, **extra: Any) -> Settings:
 async def start_gate(settings: Settings) -> Gate:
     pool = make_pool(settings)
     await pool.open(wait=True)
-    return Gate(pool, default_registry(), await load_policy(pool), settings)
+    return Gate(pool, settings)
 
 
 class Sessions:
@@ -81,7 +78,9 @@ class Sessions:
 
 @pytest.fixture
 def world(database: TestDatabase) -> World:
-    return seed(database.superuser_dsn, credits=10_000_000)
+    # rate limits live in the catalog now: generous ones, these tests are not about them
+    return seed(database.superuser_dsn, credits=10_000_000, rate_burst=100_000,
+                rate_per_second=100_000.0)
 
 
 @pytest.fixture

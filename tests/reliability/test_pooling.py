@@ -118,11 +118,13 @@ async def test_10000_interleaved_calls_through_pgbouncer_read_no_other_tenants_r
     assert row[0] <= 4
 
 
-def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
+def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer_but_lends_the_gate_nothing(
     pg_server: pgserver.RunningServer, database: TestDatabase, world: World
 ) -> None:
     acme = open_session(database, _tenant(world, "Acme"))  # type: ignore[arg-type]
     context = (str(acme.tenant.org_id), str(acme.tenant.customer_id), acme.secret)
+    call = "select tenantgate.call_tool(%s, %s, %s, null, 'list_tickets', '{}')"
+    history = "select content from tenantgate.session_messages"
     with _pgbouncer.pgbouncer(
         pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]}, pool_size=1
     ) as bouncer:
@@ -131,11 +133,15 @@ def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
             psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as a,
             psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as b,
         ):
-            # BASELINE: a client that set nothing sees nothing
-            assert b.execute("select count(*) from demo.tickets").fetchone() == (0,)
+            # BASELINE: the mediator's login reads no tenant table at all
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                b.execute("select count(*) from demo.tickets")
 
-            # POSITIVE (what the mediator does): transaction-local settings end with the
-            # transaction; the next client on the same server connection sees nothing
+            # POSITIVE (what the mediator does): one statement of the gate, whose settings are
+            # transaction-local; the next client on the same server connection finds none
+            row = a.execute(call, context).fetchone()
+            assert row is not None
+            assert len(row[0]["result"]["items"]) == 3
             with a.transaction():
                 a.execute(
                     "select set_config('app.org_id', %s, true),"
@@ -143,12 +149,20 @@ def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
                     " set_config('app.session_secret', %s, true)",
                     context,
                 )
-                assert a.execute("select count(*) from demo.tickets").fetchone() == (3,)
+                a.execute(
+                    "insert into tenantgate.session_messages (org_id, session_id, role, content)"
+                    " values (%s, %s, 'user', 'Acme: private note')",
+                    (acme.tenant.org_id, acme.session_id),
+                )
             pid_b = b.execute("select pg_backend_pid()").fetchone()
-            assert b.execute("select count(*) from demo.tickets").fetchone() == (0,)
+            assert b.execute("select current_setting('app.session_secret', true)").fetchone() in (
+                (None,),
+                ("",),
+            )
+            assert b.execute(history).fetchall() == []
 
             # NEGATIVE (the trap): a session-level set_config (= SET) stays on the server
-            # connection, and client b, which never set anything, reads Acme's tickets
+            # connection, and client b, which never set anything, reads Acme's chat history
             a.execute(
                 "select set_config('app.org_id', %s, false),"
                 " set_config('app.customer_id', %s, false),"
@@ -156,12 +170,11 @@ def test_a_session_level_set_leaks_to_the_next_client_through_pgbouncer(
                 context,
             )
             assert a.execute("select pg_backend_pid()").fetchone() == pid_b  # one server conn
-            leaked = b.execute("select subject from demo.tickets order by ticket_id").fetchall()
-            assert [r[0] for r in leaked] == [
-                "Acme: login fails",
-                "Acme: invoice question",
-                "Acme: export broken",
-            ]
+            assert b.execute(history).fetchall() == [("Acme: private note",)]
+            # ...but the gate sets and verifies its own context from its arguments: b, with
+            # the leaked settings and a wrong secret, gets nothing
+            wrong = (str(acme.tenant.org_id), str(acme.tenant.customer_id), "guessed")
+            assert b.execute(call, wrong).fetchone() == ({"status": "not_found"},)
 
 
 def test_server_side_prepared_statements_break_behind_pgbouncer_and_none_turns_them_off(
@@ -172,7 +185,7 @@ def test_server_side_prepared_statements_break_behind_pgbouncer_and_none_turns_t
         pg_server, {MEDIATOR: ROLE_PASSWORDS[MEDIATOR]}, pool_size=1
     ) as bouncer:
         dsn = bouncer.dsn(database.name, MEDIATOR, ROLE_PASSWORDS[MEDIATOR])
-        query = "select count(*) from demo.tickets where ticket_id > %s"
+        query = "select count(*) from tenantgate.tool_definitions where version > %s"
         # NEGATIVE: prepared at once (threshold 0), both clients name it _pg3_0 on one server
         # connection, and the second client's PREPARE collides with the first one's
         with (
@@ -188,5 +201,7 @@ def test_server_side_prepared_statements_break_behind_pgbouncer_and_none_turns_t
             psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as b,
         ):
             for _ in range(5):
-                assert a.execute(query, (0,)).fetchone() == (0,)
-                assert b.execute(query, (0,)).fetchone() == (0,)
+                mine = a.execute(query, (0,)).fetchone()
+                assert mine is not None
+                assert mine[0] > 0
+                assert b.execute(query, (0,)).fetchone() == mine

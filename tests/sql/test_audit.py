@@ -11,14 +11,23 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.factories import Session, add_tenant, as_session, open_session
+from tests.factories import (
+    Session,
+    Tenant,
+    add_tenant,
+    as_gate,
+    call_tool,
+    open_session,
+    seed_demo_rows,
+)
 from tests.pg import TestDatabase
 
 APPEND = "select seq, row_hash from tenantgate.append_audit(%s, %s, %s, %s)"
 
 
 def append(db: TestDatabase, session: Session, n: int, decision: str = "allowed") -> None:
-    with as_session(db, session) as conn:
+    """Append n rows through append_audit, as the gate's owner may (the mediator may not)."""
+    with as_gate(db, session) as conn:
         for i in range(n):
             conn.execute(
                 APPEND,
@@ -190,16 +199,57 @@ def test_appending_without_a_verified_session_is_refused(
     database: TestDatabase, chain: Session
 ) -> None:
     with (
-        database.connect("tenantgate_mediator") as conn,
+        database.connect() as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="no verified session"),
     ):
         conn.execute(APPEND, ("r", "t", "allowed", Jsonb({})))
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        "select tenantgate.append_audit('r', 'list_tickets', 'allowed', '{}'::jsonb)",
+        "select tenantgate.audit_denial(gen_random_uuid(), 'r', 'list_tickets', 'x', '{}')",
+    ],
+)
+def test_the_mediator_can_neither_append_nor_deny_into_any_chain(
+    database: TestDatabase, chain: Session, call: str
+) -> None:
+    """A compromised mediator writes no forged `allowed` row and floods no org's chain."""
+    with database.connect("tenantgate_mediator") as conn, conn.transaction():
+        conn.execute(
+            "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"
+            " set_config('app.session_secret', %s, true)",
+            (str(chain.tenant.org_id), str(chain.tenant.customer_id), chain.secret),
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute(call)
+    assert verify(database) == [(chain.tenant.org_id, 10, None, None)]
+
+
+def test_a_gate_call_is_audited_after_the_read_with_its_row_and_byte_counts(
+    database: TestDatabase,
+) -> None:
+    tenant = add_tenant(database, credits=10)
+    seed_demo_rows(database, tenant, tickets=3)
+    session = open_session(database, tenant)
+    answer = call_tool(database, session, "list_tickets", {"limit": 2}, request_key="k-1")
+    assert answer["status"] == "ok"
+    with database.connect() as su:
+        row = su.execute(
+            "select decision, tool_name, request_id, (detail->>'rows')::int,"
+            " (detail->>'bytes')::int > 0, detail ? 'args_sha256'"
+            " from tenantgate.audit_log where org_id = %s order by seq desc limit 1",
+            (tenant.org_id,),
+        ).fetchone()
+    assert row == ("allowed", "list_tickets", "k-1", 2, True, True)
+    assert verify(database, tenant.org_id) == [(tenant.org_id, 1, None, None)]
+
+
 def test_denials_land_in_the_claimed_orgs_chain_and_unknown_orgs_answer_the_same(
     database: TestDatabase, chain: Session
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn:
+    with database.connect() as conn:  # the owner's function; the mediator may not call it
         known = conn.execute(
             "select tenantgate.audit_denial(%s, 'r1', 'list_tickets', 'trust_check_failed', '{}')",
             (chain.tenant.org_id,),
@@ -220,3 +270,47 @@ def test_denials_land_in_the_claimed_orgs_chain_and_unknown_orgs_answer_the_same
     assert row == ("denied", None, "false")
     assert strays == (0,)
     assert verify(database) == [(chain.tenant.org_id, 11, None, None)]
+
+
+def test_unverified_tool_calls_are_recorded_outside_every_chain_and_unknown_orgs_answer_the_same(
+    database: TestDatabase, chain: Session
+) -> None:
+    stranger = Session(
+        Tenant(uuid.uuid4(), chain.tenant.operator_id, chain.tenant.connector_id, uuid.uuid4()),
+        chain.session_id,
+        chain.secret,
+    )
+    known = call_tool(database, chain, "list_tickets", secret="guessed")
+    unknown = call_tool(database, stranger, "list_tickets")
+    assert known == unknown == {"status": "not_found"}
+    with database.connect() as su:
+        denials = su.execute(
+            "select claimed_org, tool_name, reason from tenantgate.denials order by occurred_at"
+        ).fetchall()
+    assert denials == [
+        (chain.tenant.org_id, "list_tickets", "session_not_verified"),
+        (stranger.tenant.org_id, "list_tickets", "session_not_verified"),
+    ]
+    assert verify(database) == [(chain.tenant.org_id, 10, None, None)]
+
+
+def test_denial_records_are_rate_limited_per_claimed_org(
+    database: TestDatabase, chain: Session
+) -> None:
+    for _ in range(60):
+        assert call_tool(database, chain, "list_tickets", secret="guessed") == {
+            "status": "not_found"
+        }
+    with database.connect() as su:
+        recorded = su.execute(
+            "select count(*) from tenantgate.denials where claimed_org = %s",
+            (chain.tenant.org_id,),
+        ).fetchone()
+        suppressed = su.execute(
+            "select suppressed from tenantgate.denial_buckets where claimed_org = %s",
+            (chain.tenant.org_id,),
+        ).fetchone()
+    assert recorded is not None
+    assert suppressed is not None
+    assert 20 <= recorded[0] < 30  # a burst of 20, then about 1 per second
+    assert recorded[0] + suppressed[0] == 60

@@ -1,4 +1,9 @@
-"""Credit spend: never below zero under any concurrency, charged once per request id."""
+"""Credit spend: never below zero under any concurrency, charged once per request id.
+
+spend_credits is the gate's own function now (tenantgate.call_tool charges the catalog cost
+through it); these tests call it as its owner would, with the session's context set, and check
+that the mediator may not call it at all.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,16 @@ import uuid
 import psycopg
 import pytest
 
-from tests.factories import Session, add_tenant, as_session, open_session, set_context
+from tests.factories import (
+    Session,
+    add_tenant,
+    as_gate,
+    as_session,
+    call_tool,
+    open_session,
+    seed_demo_rows,
+    set_context,
+)
 from tests.pg import TestDatabase
 
 SPEND = "select charged, replayed, balance from tenantgate.spend_credits(%s, %s, %s)"
@@ -37,7 +51,7 @@ def test_64_concurrent_spenders_take_exactly_the_balance_and_never_more(
     def spender(worker: int) -> None:
         ok = 0
         try:
-            with database.connect("tenantgate_mediator") as conn:
+            with database.connect() as conn:
                 start.wait()
                 for attempt in range(100):
                     with conn.transaction():
@@ -69,10 +83,10 @@ def test_64_concurrent_spenders_take_exactly_the_balance_and_never_more(
 def test_a_retried_request_id_is_charged_once_and_answers_the_same(
     database: TestDatabase, funded: Session
 ) -> None:
-    with as_session(database, funded) as conn:
+    with as_gate(database, funded) as conn:
         first = conn.execute(SPEND, ("req-1", 5, "list_tickets")).fetchone()
         again = conn.execute(SPEND, ("req-1", 5, "list_tickets")).fetchone()
-    with as_session(database, funded) as conn:
+    with as_gate(database, funded) as conn:
         later = conn.execute(SPEND, ("req-1", 5, "list_tickets")).fetchone()
     assert first == (True, False, 995)
     assert again == later == (True, True, 995)
@@ -86,7 +100,7 @@ def test_concurrent_duplicates_of_one_request_id_are_charged_once(
     start = threading.Barrier(16)
 
     def retry() -> None:
-        with database.connect("tenantgate_mediator") as conn:
+        with database.connect() as conn:
             start.wait()
             with conn.transaction():
                 set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, funded.secret)
@@ -109,7 +123,7 @@ def test_a_refused_spend_answers_refused_without_changing_the_balance(
     database: TestDatabase,
 ) -> None:
     poor = open_session(database, add_tenant(database, credits=3))
-    with as_session(database, poor) as conn:
+    with as_gate(database, poor) as conn:
         assert conn.execute(SPEND, ("big", 5, "t")).fetchone() == (False, False, 3)
         assert conn.execute(SPEND, ("big", 5, "t")).fetchone() == (False, True, 3)
         assert conn.execute(SPEND, ("small", 3, "t")).fetchone() == (True, False, 0)
@@ -119,7 +133,7 @@ def test_a_refused_spend_answers_refused_without_changing_the_balance(
 def test_a_spend_rolls_back_with_the_tool_call_that_failed(
     database: TestDatabase, funded: Session
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn:
+    with database.connect() as conn:
 
         def charge_then_fail() -> None:
             with conn.transaction():
@@ -137,7 +151,7 @@ def test_a_spend_rolls_back_with_the_tool_call_that_failed(
 def test_a_request_id_reused_for_a_different_charge_is_refused(
     database: TestDatabase, funded: Session
 ) -> None:
-    with as_session(database, funded) as conn:
+    with as_gate(database, funded) as conn:
         conn.execute(SPEND, ("r", 1, "list_tickets"))
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="different charge"):
             conn.execute(SPEND, ("r", 2, "list_tickets"))
@@ -148,7 +162,7 @@ def test_zero_or_negative_amounts_are_refused(
     database: TestDatabase, funded: Session, amount: int
 ) -> None:
     with (
-        as_session(database, funded) as conn,
+        as_gate(database, funded) as conn,
         pytest.raises(psycopg.errors.InvalidParameterValue, match="must be positive"),
     ):
         conn.execute(SPEND, ("neg", amount, "t"))
@@ -158,7 +172,7 @@ def test_zero_or_negative_amounts_are_refused(
 def test_spending_without_a_verified_session_is_refused(
     database: TestDatabase, funded: Session
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn, conn.transaction():
+    with database.connect() as conn, conn.transaction():
         set_context(conn, funded.tenant.org_id, funded.tenant.customer_id, "guessed")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no verified session"):
             conn.execute(SPEND, ("x", 1, "t"))
@@ -178,3 +192,43 @@ def test_the_mediator_cannot_grant_itself_credits(database: TestDatabase, funded
         conn.execute(
             "select tenantgate.grant_credits(%s, 1000000, 'free')", (funded.tenant.org_id,)
         )
+
+
+@pytest.mark.parametrize("amount", [1, 0, -5, 10**9])
+def test_the_mediator_cannot_spend_any_amount_itself(
+    database: TestDatabase, funded: Session, amount: int
+) -> None:
+    """It can charge no less (and no more) than the catalog cost: it cannot charge at all."""
+    with (
+        as_session(database, funded) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"),
+    ):
+        conn.execute(SPEND, ("m", amount, "list_tickets"))
+    assert balance(database, funded.tenant.org_id) == 1000
+
+
+def test_a_gate_call_charges_exactly_the_catalog_cost(
+    database: TestDatabase, funded: Session
+) -> None:
+    seed_demo_rows(database, funded.tenant)
+    with database.connect("tenantgate_admin") as admin:
+        admin.execute(
+            "update tenantgate.tools set credit_cost = 7 where org_id = %s"
+            " and tool_name = 'list_tickets'",
+            (funded.tenant.org_id,),
+        )
+    assert call_tool(database, funded, "list_tickets")["status"] == "ok"
+    assert balance(database, funded.tenant.org_id) == 993
+    assert call_tool(database, funded, "list_tickets")["status"] == "ok"
+    assert balance(database, funded.tenant.org_id) == 986
+
+
+def test_a_gate_call_without_enough_credit_answers_no_credit_and_reads_nothing(
+    database: TestDatabase,
+) -> None:
+    tenant = add_tenant(database, credits=1)
+    seed_demo_rows(database, tenant)
+    session = open_session(database, tenant)
+    assert call_tool(database, session, "list_tickets")["status"] == "ok"
+    assert call_tool(database, session, "list_tickets") == {"status": "no_credit"}
+    assert balance(database, tenant.org_id) == 0

@@ -1,4 +1,9 @@
-"""Row-level isolation: a session sees exactly its own customer's rows, and nothing else ever."""
+"""Row-level isolation: a session sees exactly its own customer's rows, and nothing else ever.
+
+Two layers since the gate (issue 9): the mediator's credential has no privilege on any enrolled
+table at all, and the role that does read them (tenantgate_tool, which runs the gate's tool
+functions) is held by the isolation policy to the verified session's customer.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from tests.factories import (
     add_org,
     add_tenant,
     as_session,
+    as_tool_role,
+    call_tool,
     open_session,
     seed_demo_rows,
     set_context,
@@ -52,7 +59,7 @@ def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
 ) -> None:
     tenants: list[Tenant] = []
     for connectors in layout:
-        org_id = add_org(database)
+        org_id = add_org(database, credits=10)
         operator_id = add_operator(database, org_id)
         for customers in connectors:
             connector_id = add_connector(database, org_id)
@@ -65,7 +72,7 @@ def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
 
     chosen = data.draw(st.sampled_from(tenants))
     session = open_session(database, chosen)
-    with as_session(database, session) as conn:
+    with as_tool_role(database, session) as conn:
         for table in ENROLLED_TABLES:
             assert visible_keys(conn, table) == {(chosen.org_id, chosen.customer_id)}, table
         with database.connect() as su:
@@ -74,6 +81,11 @@ def test_a_session_sees_exactly_its_own_customers_rows_in_every_enrolled_table(
                 (chosen.org_id, chosen.customer_id),
             ).fetchone()
         assert conn.execute("select count(*) from demo.tickets").fetchone() == expected_tickets
+    # and through the gate, as the mediator: exactly the chosen customer's tickets
+    answer = call_tool(database, session, "list_tickets", {"limit": 50})
+    assert answer["status"] == "ok"
+    assert expected_tickets is not None
+    assert len(answer["result"]["items"]) == expected_tickets[0]  # type: ignore[index]
 
 
 # --- a session's rows disappear on the very next query when anything about it stops being live ---
@@ -124,17 +136,18 @@ LIFECYCLE = {
 
 
 @pytest.mark.parametrize("change", sorted(LIFECYCLE))
-def test_session_reads_nothing_on_the_very_next_query_once_it_is_no_longer_live(
+def test_session_reads_nothing_on_the_very_next_tool_call_once_it_is_no_longer_live(
     database: TestDatabase, change: str
 ) -> None:
-    tenant = add_tenant(database)
+    tenant = add_tenant(database, credits=10)
     seed_demo_rows(database, tenant, tickets=2)
     session = open_session(database, tenant)
-    with as_session(database, session) as conn:
-        assert conn.execute("select count(*) from demo.tickets").fetchone() == (2,)
-        LIFECYCLE[change](database, session)  # committed by another connection, mid-transaction
-        for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
+    before = call_tool(database, session, "list_tickets")
+    assert before["status"] == "ok"
+    assert len(before["result"]["items"]) == 2  # type: ignore[index]
+    LIFECYCLE[change](database, session)  # committed by an admin between two tool calls
+    for tool in ("list_tickets", "get_customer_profile"):
+        assert call_tool(database, session, tool) == {"status": "not_found"}, tool
 
 
 # --- the mediator's credential alone ------------------------------------------------------------
@@ -142,70 +155,133 @@ def test_session_reads_nothing_on_the_very_next_query_once_it_is_no_longer_live(
 
 @pytest.fixture
 def live(database: TestDatabase) -> Session:
-    tenant = add_tenant(database)
+    tenant = add_tenant(database, credits=10)
     seed_demo_rows(database, tenant)
     return open_session(database, tenant)
 
 
-def test_mediator_without_a_session_reads_zero_rows_of_any_enrolled_table(
+WRITES = (
+    "update {table} set org_id = org_id",
+    "delete from {table}",
+    "insert into {table} (org_id, customer_id) values (gen_random_uuid(), gen_random_uuid())",
+    "truncate {table}",
+)
+
+
+@pytest.mark.parametrize("table", ENROLLED_TABLES)
+def test_mediator_without_a_session_is_denied_every_enrolled_table(
+    database: TestDatabase, live: Session, table: str
+) -> None:
+    with database.connect("tenantgate_mediator", autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"select count(*) from {table}")
+        for statement in WRITES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement.format(table=table))
+
+
+@pytest.mark.parametrize("table", ENROLLED_TABLES)
+def test_mediator_with_a_live_session_secret_is_still_denied_every_enrolled_table(
+    database: TestDatabase, live: Session, table: str
+) -> None:
+    """A compromised mediator with a live secret reads and writes no tenant row directly."""
+    for statement in ("select count(*) from {table}", *WRITES):
+        with (
+            as_session(database, live) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute(statement.format(table=table))
+
+
+def test_mediator_holds_no_privilege_on_any_enrolled_table(database: TestDatabase) -> None:
+    with database.connect() as su:
+        held = su.execute(
+            "select c.oid::regclass::text, p.priv from pg_catalog.pg_policy pol"
+            " join pg_catalog.pg_class c on c.oid = pol.polrelid"
+            " cross join unnest(array['select', 'insert', 'update', 'delete', 'truncate',"
+            " 'references', 'trigger']) p(priv)"
+            " where pol.polname = 'tenantgate_isolation'"
+            " and has_table_privilege('tenantgate_mediator', c.oid, p.priv)"
+        ).fetchall()
+        enrolled = su.execute(
+            "select count(distinct polrelid) from pg_catalog.pg_policy"
+            " where polname = 'tenantgate_isolation'"
+        ).fetchone()
+    assert enrolled == (len(ENROLLED_TABLES),)
+    assert held == []
+
+
+def test_tool_role_without_a_session_reads_zero_rows_of_any_enrolled_table(
     database: TestDatabase, live: Session
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn:
+    with database.connect() as conn, conn.transaction():
+        conn.execute("set local role tenantgate_tool")
         for table in ENROLLED_TABLES:
             assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
 
 
 @pytest.mark.parametrize("secret", ["", "guess", "0" * 43, "x' or '1'='1"])
-def test_mediator_with_real_ids_and_a_guessed_secret_reads_zero_rows(
+def test_mediator_with_real_ids_and_a_guessed_secret_gets_not_found_from_the_gate(
     database: TestDatabase, live: Session, secret: str
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn, conn.transaction():
-        set_context(conn, live.tenant.org_id, live.tenant.customer_id, secret)
-        for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
+    for tool in ("list_tickets", "get_customer_profile"):
+        assert call_tool(database, live, tool, secret=secret) == {"status": "not_found"}
+    with (
+        as_session(database, Session(live.tenant, live.session_id, secret)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("select count(*) from demo.tickets")
 
 
-def test_mediator_with_the_stored_secret_hash_as_secret_reads_zero_rows(
+def test_mediator_with_the_stored_secret_hash_as_secret_gets_not_found_from_the_gate(
     database: TestDatabase, live: Session
 ) -> None:
     with database.connect() as su:
         row = su.execute("select encode(secret_hash, 'hex') from tenantgate.sessions").fetchone()
     assert row is not None
-    with database.connect("tenantgate_mediator") as conn, conn.transaction():
-        set_context(conn, live.tenant.org_id, live.tenant.customer_id, row[0])
-        assert conn.execute("select count(*) from demo.tickets").fetchone() == (0,)
+    assert call_tool(database, live, "list_tickets", secret=row[0]) == {"status": "not_found"}
 
 
-def test_mediator_after_session_level_settings_of_real_ids_reads_zero_rows(
+def test_mediator_after_session_level_settings_of_real_ids_is_still_denied_and_not_found(
     database: TestDatabase, live: Session
 ) -> None:
+    guessed = secrets.token_urlsafe(32)
     with database.connect("tenantgate_mediator", autocommit=True) as conn:
         for name, value in (
             ("app.org_id", live.tenant.org_id),
             ("app.customer_id", live.tenant.customer_id),
             ("app.session_id", live.session_id),
             ("app.operator_id", live.tenant.operator_id),
-            ("app.session_secret", secrets.token_urlsafe(32)),
+            ("app.session_secret", guessed),
         ):
             conn.execute("select set_config(%s, %s, false)", (name, str(value)))
         for table in ENROLLED_TABLES:
-            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select count(*) from {table}")
+        # the gate sets (and verifies) its own context: lingering settings lend nothing
+        answer = conn.execute(
+            "select tenantgate.call_tool(%s, %s, %s, null, 'list_tickets', '{}')",
+            (live.tenant.org_id, live.tenant.customer_id, guessed),
+        ).fetchone()
+    assert answer == ({"status": "not_found"},)
 
 
 @pytest.mark.parametrize("value", ["not-a-uuid", "", "'; drop table demo.tickets; --"])
 def test_malformed_context_settings_read_as_no_context_not_as_an_error(
     database: TestDatabase, live: Session, value: str
 ) -> None:
-    with database.connect("tenantgate_mediator") as conn, conn.transaction():
+    with database.connect() as conn, conn.transaction():
+        conn.execute("set local role tenantgate_tool")
         set_context(conn, value, value, live.secret)
         assert conn.execute("select count(*) from demo.tickets").fetchone() == (0,)
 
 
-def test_mediator_without_a_session_cannot_write_any_enrolled_table(
+def test_tool_role_without_a_session_cannot_write_any_enrolled_table(
     database: TestDatabase, live: Session
 ) -> None:
     tenant = live.tenant
-    with database.connect("tenantgate_mediator") as conn:
+    with database.connect() as conn:
+        conn.execute("set role tenantgate_tool")
         updated = conn.execute("update demo.tickets set status = 'closed'").rowcount
         assert updated == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -219,7 +295,10 @@ def test_a_session_cannot_move_or_write_rows_into_another_customer(database: Tes
     mine, theirs = add_tenant(database), add_tenant(database)
     seed_demo_rows(database, mine)
     session = open_session(database, mine)
-    with as_session(database, session) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        as_tool_role(database, session) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         conn.execute(
             "update demo.tickets set org_id = %s, customer_id = %s",
             (theirs.org_id, theirs.customer_id),
@@ -246,10 +325,10 @@ def test_mediator_cannot_read_control_tables(
         conn.execute(f"select * from tenantgate.{table}")
 
 
-def test_policy_checks_the_session_once_per_query_and_uses_the_org_index(
+def test_policy_reads_the_gates_tenant_once_per_query_and_uses_the_org_index(
     database: TestDatabase, live: Session
 ) -> None:
-    with as_session(database, live) as conn:
+    with as_tool_role(database, live) as conn:
         conn.execute("set local enable_seqscan = off")
         plan = "\n".join(
             r[0]
@@ -261,7 +340,7 @@ def test_policy_checks_the_session_once_per_query_and_uses_the_org_index(
     assert "org_id =" in index_cond
     assert "customer_id =" in index_cond
     assert plan.count("InitPlan") >= 1
-    assert plan.count("current_tenant") == 1
+    assert plan.count("gate_tenant") == 1
 
 
 def test_history_is_visible_only_to_its_own_live_session(database: TestDatabase) -> None:

@@ -118,8 +118,8 @@ def test_a_call_waiting_on_a_held_org_lock_fails_after_lock_timeout_instead_of_h
                               options="-c statement_timeout=20s") as conn:
             started = time.monotonic()
             with pytest.raises(psycopg.errors.LockNotAvailable):
-                conn.execute("select * from tenantgate.gate_admit(%s, %s, %s, 'r1', 'list_tickets',"
-                             " 1, 10, 1, false, null)", (t.org_id, t.customer_id, session.secret))
+                conn.execute("select tenantgate.call_tool(%s, %s, %s, 'r1', 'list_tickets',"
+                             " '{}'::jsonb)", (t.org_id, t.customer_id, session.secret))
             waited = time.monotonic() - started
         holder.rollback()
     assert 4 < waited < 14, waited  # lock_timeout (5s), well before statement_timeout (15s)

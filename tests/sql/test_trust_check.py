@@ -1,10 +1,16 @@
-"""The per-turn trust check: the catalog for a live session, one empty answer for any failure."""
+"""The trust check: the catalog for a live session, one empty answer for any failure.
+
+trust_check is the owner's function now (the mediator lost EXECUTE on it); the tests call it as
+the superuser. The mediator's view of the same promise is tenantgate.list_tools: a session that
+is not verified gets [] exactly like nothing exists.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from tests.factories import Session, add_tenant, open_session
@@ -16,7 +22,7 @@ TRUST_CHECK = "select * from tenantgate.trust_check(%s, %s, %s, %s)"
 def trust_check(
     db: TestDatabase, org: object, connector: object, customer: object, secret: str
 ) -> tuple[list[str], list[tuple[object, ...]]]:
-    with db.connect("tenantgate_mediator") as conn:
+    with db.connect() as conn:
         cur = conn.execute(TRUST_CHECK, (org, connector, customer, secret))
         columns = [c.name for c in cur.description or []]
         return columns, cur.fetchall()
@@ -151,21 +157,74 @@ def test_trust_check_answers_inactive_parties_exactly_like_nothing_exists(
     assert columns == trust_check(database, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "x")[0]
 
 
-def test_trust_check_is_not_executable_by_public(database: TestDatabase) -> None:
+@pytest.mark.parametrize("role", ["public", "tenantgate_mediator"])
+def test_trust_check_is_not_executable_by_public_nor_the_mediator(
+    database: TestDatabase, role: str
+) -> None:
     with database.connect() as su:
         acl = su.execute(
-            "select has_function_privilege('public', "
-            "'tenantgate.trust_check(uuid, uuid, uuid, text)', 'execute')"
+            "select has_function_privilege(%s, "
+            "'tenantgate.trust_check(uuid, uuid, uuid, text)', 'execute')",
+            (role,),
         ).fetchone()
     assert acl == (False,)
+    tenant = add_tenant(database)
+    session = open_session(database, tenant)
+    with (
+        database.connect("tenantgate_mediator") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"),
+    ):
+        conn.execute(
+            TRUST_CHECK, (tenant.org_id, tenant.connector_id, tenant.customer_id, session.secret)
+        )
+
+
+def list_tools(db: TestDatabase, org: object, customer: object, secret: str) -> object:
+    with db.connect("tenantgate_mediator") as conn:
+        row = conn.execute(
+            "select tenantgate.list_tools(%s, %s, %s)", (org, customer, secret)
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_list_tools_gives_a_live_session_its_enabled_in_scope_tools(
+    database: TestDatabase,
+) -> None:
+    tenant = add_tenant(database)
+    session = open_session(database, tenant, scopes=("read:tickets", "write:tickets"))
+    tools = list_tools(database, tenant.org_id, tenant.customer_id, session.secret)
+    assert isinstance(tools, list)
+    assert [t["name"] for t in tools] == ["list_tickets", "update_ticket_status"]
+    assert tools[0]["inputSchema"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("case", sorted(set(WRONG_ARGUMENTS) - {"wrong_connector"}))
+def test_list_tools_answers_wrong_arguments_exactly_like_nothing_exists(
+    database: TestDatabase, two_sessions: tuple[Session, Session], case: str
+) -> None:
+    mine, other = two_sessions  # (the connector is no argument: the session names it)
+    org, _, customer, secret = WRONG_ARGUMENTS[case](mine, other)
+    assert list_tools(database, org, customer, secret) == []
+    assert list_tools(database, uuid.uuid4(), uuid.uuid4(), "x") == []
+
+
+@pytest.mark.parametrize("change", sorted(STATE_CHANGES))
+def test_list_tools_answers_inactive_parties_exactly_like_nothing_exists(
+    database: TestDatabase, change: str
+) -> None:
+    tenant = add_tenant(database)
+    session = open_session(database, tenant)
+    args = (tenant.org_id, tenant.customer_id, session.secret)
+    assert list_tools(database, *args), "the session is live before the change"
+    STATE_CHANGES[change](database, session)
+    assert list_tools(database, *args) == []
 
 
 @pytest.mark.parametrize("change", ["customer_paused", "org_paused", "operator_disabled"])
 def test_sessions_cannot_be_opened_for_inactive_parties(
     database: TestDatabase, change: str
 ) -> None:
-    import psycopg
-
     tenant = add_tenant(database)
     STATE_CHANGES[change](database, Session(tenant, uuid.uuid4(), "unused"))
     with pytest.raises(psycopg.errors.NoDataFound, match="not found or inactive"):

@@ -1,4 +1,4 @@
--- 14_citus_ready: tenant tables that could not be distributed by org_id (Citus) as they are.
+-- 13_citus_ready: tenant tables that could not be distributed by org_id (Citus) as they are.
 --
 -- A tenant table is any table outside the system schemas with a uuid org_id or customer_id
 -- column, except tenantgate.orgs: the directory of orgs, one small row per org, is a reference

@@ -1,4 +1,4 @@
--- 13_login_role_without_timeouts: request-path login roles without time limits or log hygiene.
+-- 12_login_role_without_timeouts: request-path login roles without time limits or log hygiene.
 --
 -- Looks at tenantgate_mediator, tenantgate_session_manager and every LOGIN role that is a member
 -- of either (a login mapped with `grant tenantgate_mediator to my_login`: role settings are not

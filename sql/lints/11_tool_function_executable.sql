@@ -1,4 +1,4 @@
--- 12_tool_function_executable: tool functions that anyone but the gate may execute.
+-- 11_tool_function_executable: tool functions that anyone but the gate may execute.
 --
 -- Finds functions in schema tenantgate_tools with EXECUTE granted to PUBLIC or to any role other
 -- than tenantgate_owner (who owns the gate's entry points) and the function's own owner.
