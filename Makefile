@@ -24,6 +24,9 @@ test: $(STAMP) ## run the test suite on a throwaway PostgreSQL (nothing needs to
 test-pg15: $(STAMP) ## run the test suite on the system's PostgreSQL (Debian 15) instead
 	TENANTGATE_TEST_PG=system $(BIN)/pytest -q -n 2 --dist loadfile
 
+test-citus: $(STAMP) ## the gate on a Citus coordinator + 2 workers (needs citus.so: ../shared/citus/build.sh)
+	TENANTGATE_TEST_CITUS=1 $(BIN)/pytest -q tests/citus
+
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check mediator cli authz tests bench migrations
 	$(BIN)/mypy
@@ -40,4 +43,4 @@ bench-smoke: $(STAMP) ## a seconds-long run of every benchmark (what CI runs ins
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install test test-pg15 lint demo bench bench-smoke clean
+.PHONY: help install test test-pg15 test-citus lint demo bench bench-smoke clean

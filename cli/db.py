@@ -293,3 +293,8 @@ def enrol(
                    "(tenantgate tools check/apply)")
         for f in findings:
             stderr.print(f"finding: {f.lint} {f.object}: {f.why}\n  fix: {f.fix}")
+
+
+from cli.distribute import distribute, distribute_epilog  # noqa: E402
+
+app.command("distribute", epilog=distribute_epilog)(distribute)

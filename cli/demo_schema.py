@@ -6,19 +6,19 @@ Not part of the production migrations: `tenantgate demo` and the tests call this
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from cli.schema_files import schema_root
 from cli.toolfile import compile as toolfile_compile
 from cli.toolfile.spec import load
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO_SQL = REPO / "sql" / "demo" / "10_schema.sql"
-DEMO_TOOLS = REPO / "tools" / "demo.yaml"
-BILLING_TOOLS = REPO / "tools" / "billing.yaml"
+ROOT = schema_root()  # the checkout, or where the wheel installed sql/ and tools/
+DEMO_SQL = ROOT / "sql" / "demo" / "10_schema.sql"
+DEMO_TOOLS = ROOT / "tools" / "demo.yaml"
+BILLING_TOOLS = ROOT / "tools" / "billing.yaml"
 
 
 def install_demo(conn: psycopg.Connection[Any], *, with_billing: bool = False) -> int:

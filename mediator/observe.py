@@ -107,6 +107,8 @@ _DECISION_OF_TEXT = {
     E.UpstreamFailed().message: "upstream_error",
     E.Unavailable().message: "unavailable",
     E.TokenError().message: "token_invalid",
+    E.RequestKeyReused().message: "denied",
+    E.UpstreamNotConfigured().message: "upstream_error",
 }
 
 

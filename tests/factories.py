@@ -51,6 +51,9 @@ def add_org(db: TestDatabase, name: str | None = None, credits: int = 0) -> uuid
         ).fetchone()
         assert row is not None
         org_id: uuid.UUID = row[0]
+        # Committed first: on Citus the definer function below reaches the workers over its own
+        # connections (as tenantgate_owner), which see only committed rows of tenantgate.orgs.
+        conn.commit()
         if credits:
             conn.execute(
                 "select tenantgate.grant_credits(%s, %s, %s)", (org_id, credits, f"seed-{org_id}")

@@ -49,18 +49,28 @@ comment on function tenantgate.setting_uuid(text) is
 create function tenantgate.session_context()
 returns table (org_id uuid, customer_id uuid, session_id uuid, operator_id uuid,
                connector_id uuid, scopes text[])
-language sql
+language plpgsql  -- the org is read into a variable first: on Citus the lookup then hits one shard
 stable
 rows 1
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_org      uuid := tenantgate.setting_uuid('app.org_id');
+  v_customer uuid := tenantgate.setting_uuid('app.customer_id');
+  v_hash     bytea := pg_catalog.sha256(pg_catalog.convert_to(
+                        nullif(pg_catalog.current_setting('app.session_secret', true), ''), 'UTF8'));
+begin
+  if v_org is null or v_customer is null or v_hash is null then
+    return;
+  end if;
+  return query
   select ls.org_id, ls.customer_id, ls.session_id, ls.operator_id, ls.connector_id, ls.scopes
   from tenantgate.live_sessions ls
-  where ls.org_id = tenantgate.setting_uuid('app.org_id')
-    and ls.customer_id = tenantgate.setting_uuid('app.customer_id')
-    and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(
-          nullif(pg_catalog.current_setting('app.session_secret', true), ''), 'UTF8'))
+  where ls.org_id = v_org
+    and ls.customer_id = v_customer
+    and ls.secret_hash = v_hash;
+end
 $$;
 comment on function tenantgate.session_context() is
   'Verified (org, customer, session, operator, connector, scopes) of this transaction''s settings, '

@@ -17,11 +17,13 @@ create function tenantgate.trust_check(
 returns table (session_id uuid, operator_id uuid, scopes text[], expires_at timestamptz,
                tool_name text, required_scope text, side_effect boolean, credit_cost integer,
                description text)
-language sql
+language plpgsql  -- not sql: Citus cannot plan a SQL function's parameters on a distributed table
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+  return query
   select ls.session_id, ls.operator_id, ls.scopes, ls.expires_at,
          t.tool_name, t.required_scope, t.side_effect, t.credit_cost, t.description
   from tenantgate.live_sessions ls
@@ -31,7 +33,8 @@ as $$
     and ls.connector_id = p_connector_id
     and ls.customer_id = p_customer_id
     and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
-  order by t.tool_name
+  order by t.tool_name;
+end
 $$;
 comment on function tenantgate.trust_check(uuid, uuid, uuid, text) is
   'Per-turn trust check + tool catalog in one query: the enabled tools of a live, fully active '

@@ -40,30 +40,30 @@ begin
     end if;
   end loop;
 
-  return query
-  insert into tenantgate.sessions as s
-    (org_id, operator_id, connector_id, customer_id, scopes, secret_hash, expires_at)
-  select p_org_id, p_operator_id, p_connector_id, p_customer_id, coalesce(p_scopes, '{}'),
-         p_secret_hash, pg_catalog.now() + p_ttl
-  where exists (
+  -- Check, then insert: each statement filters on org_id itself, so on Citus all run on the
+  -- org's node (a join or INSERT ... SELECT through the reference table orgs is not routed there).
+  if not exists (select 1 from tenantgate.orgs o where o.org_id = p_org_id and o.status = 'active')
+     or not exists (
     select 1
-    from tenantgate.orgs o
-    join tenantgate.operators op
-      on op.org_id = o.org_id and op.operator_id = p_operator_id and op.status = 'active'
-    join tenantgate.connectors c
-      on c.org_id = o.org_id and c.connector_id = p_connector_id and c.status = 'active'
-    join tenantgate.customer_accounts ca
-      on ca.org_id = o.org_id and ca.customer_id = p_customer_id
-     and ca.connector_id = p_connector_id and ca.status = 'active'
-    where o.org_id = p_org_id and o.status = 'active'
-  )
-  returning s.session_id, s.expires_at;
-
-  if not found then
+    from tenantgate.operators op
+    join tenantgate.connectors c on c.org_id = op.org_id
+    join tenantgate.customer_accounts ca on ca.org_id = op.org_id
+    where op.org_id = p_org_id and op.operator_id = p_operator_id and op.status = 'active'
+      and c.org_id = p_org_id and c.connector_id = p_connector_id and c.status = 'active'
+      and ca.org_id = p_org_id and ca.customer_id = p_customer_id
+      and ca.connector_id = p_connector_id and ca.status = 'active'
+  ) then
     raise exception using errcode = 'P0002',
       message = 'tenantgate: cannot open session: not found or inactive',
       hint = 'Check that the org, operator, connector and customer exist, belong together and are active.';
   end if;
+
+  return query
+  insert into tenantgate.sessions as s
+    (org_id, operator_id, connector_id, customer_id, scopes, secret_hash, expires_at)
+  values (p_org_id, p_operator_id, p_connector_id, p_customer_id, coalesce(p_scopes, '{}'),
+          p_secret_hash, pg_catalog.now() + p_ttl)
+  returning s.session_id, s.expires_at;
 end
 $$;
 comment on function tenantgate.open_session(uuid, uuid, uuid, uuid, text[], interval, bytea) is

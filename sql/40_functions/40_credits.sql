@@ -78,15 +78,18 @@ comment on function tenantgate.spend_credits_for(uuid, uuid, text, bigint, text)
 
 create function tenantgate.spend_credits(p_request_id text, p_amount bigint, p_tool_name text)
 returns table (charged boolean, replayed boolean, balance bigint)
-language sql
+language plpgsql  -- not sql: Citus cannot plan a SQL function's parameters on a distributed table
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+  return query
   select s.charged, s.replayed, s.balance
   from tenantgate.verified_context() c,
        lateral tenantgate.spend_credits_for(c.org_id, c.session_id, p_request_id, p_amount,
-                                            p_tool_name) s
+                                            p_tool_name) s;
+end
 $$;
 comment on function tenantgate.spend_credits(text, bigint, text) is
   'Charge the verified session''s org once per request id; never below zero; charged=false when '
@@ -117,8 +120,8 @@ begin
   if found then
     insert into tenantgate.credit_accounts as a (org_id, balance)
     values (p_org_id, p_amount)
-    on conflict (org_id) do update
-      set balance = a.balance + excluded.balance, updated_at = pg_catalog.now()
+    on conflict (org_id) do update  -- excluded.updated_at: Citus takes no now() in DO UPDATE
+      set balance = a.balance + excluded.balance, updated_at = excluded.updated_at
     returning a.balance into v_balance;
     update tenantgate.credit_ledger l set balance_after = v_balance
      where l.org_id = p_org_id and l.request_id = p_request_id;

@@ -581,12 +581,13 @@ comment on function tenantgate.upstream_outcome(uuid, uuid, text, bigint, intege
 
 create function tenantgate.list_tools(p_org_id uuid, p_customer_id uuid, p_session_secret text)
 returns jsonb
-language sql
+language plpgsql  -- not sql: Citus cannot plan a SQL function's parameters on a distributed table
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce(pg_catalog.jsonb_agg(
+begin
+  return (select coalesce(pg_catalog.jsonb_agg(
            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
              'name', d.tool_name,
              'title', nullif(d.title, ''),
@@ -601,7 +602,8 @@ as $$
    and t.required_scope = any(ls.scopes)
   join tenantgate.tool_definitions d on d.tool_name = t.tool_name
   where ls.org_id = p_org_id and ls.customer_id = p_customer_id
-    and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
+    and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8')));
+end
 $$;
 comment on function tenantgate.list_tools(uuid, uuid, text) is
   'tools/list: the verified session''s enabled, in-scope tools as MCP tool objects; [] otherwise.';

@@ -24,20 +24,22 @@ create table demo.customer_profiles (
 );
 comment on table demo.customer_profiles is 'Contact details of a customer account. email and phone are PII.';
 
--- Ids are numbered per customer: the next one is the customer's highest plus one.
+-- Ids are numbered per customer: the next one is the customer's highest plus one. The trigger
+-- reads the table it fires on (tg_relid), not demo.tickets by name: on Citus it fires on a shard,
+-- where that is the shard itself (a query of the distributed table from a shard is refused).
 create function demo.next_id() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_column text := tg_argv[0];
+  v_next   bigint;
 begin
-  if tg_table_name = 'tickets' then
-    if new.ticket_id is null then
-      select coalesce(max(t.ticket_id), 0) + 1 into new.ticket_id from demo.tickets t
-       where t.org_id = new.org_id and t.customer_id = new.customer_id;
-    end if;
-  elsif new.invoice_id is null then
-    select coalesce(max(i.invoice_id), 0) + 1 into new.invoice_id from demo.invoices i
-     where i.org_id = new.org_id and i.customer_id = new.customer_id;
+  if pg_catalog.to_jsonb(new) ->> v_column is null then
+    execute pg_catalog.format('select coalesce(max(%I), 0) + 1 from %s'
+                              ' where org_id = $1 and customer_id = $2', v_column, tg_relid::regclass)
+       into v_next using new.org_id, new.customer_id;
+    new := pg_catalog.jsonb_populate_record(new, pg_catalog.jsonb_build_object(v_column, v_next));
   end if;
   return new;
 end
@@ -81,9 +83,9 @@ create table demo.invoices (
 );
 create unique index invoices_number_key on demo.invoices (org_id, customer_id, number);
 create trigger tickets_next_id before insert on demo.tickets
-  for each row execute function demo.next_id();
+  for each row execute function demo.next_id('ticket_id');
 create trigger invoices_next_id before insert on demo.invoices
-  for each row execute function demo.next_id();
+  for each row execute function demo.next_id('invoice_id');
 create index invoices_customer_idx on demo.invoices (org_id, customer_id, issued_on desc);
 comment on table demo.invoices is 'Invoices of a customer account.';
 

@@ -20,7 +20,8 @@ drop table if exists tenantgate.upstream_admissions;
 drop table if exists tenantgate.denial_buckets;
 drop table if exists tenantgate.denials;
 drop table if exists tenantgate.tool_requests;
-alter table tenantgate.rate_buckets drop column if exists refused;
+alter table tenantgate.rate_buckets drop column if exists refused, drop column if exists reported,
+  drop column if exists pending;
 alter table tenantgate.tools drop constraint if exists tools_defined_fkey;
 alter table tenantgate.tools drop column if exists approval, drop column if exists rate_burst,
   drop column if exists rate_per_second;

@@ -261,3 +261,100 @@ def test_rls_not_forced_is_one_finding_not_a_cascade(database: TestDatabase,
                                                      dba: Invoke) -> None:
     plant(database, "alter table demo.tickets no force row level security")
     assert [f["lint"] for f in findings(dba)] == ["rls_not_forced"]
+
+
+CRM = ("create schema crm",
+       "create table crm.notes (org_id uuid not null, customer_id uuid not null,"
+       " note_id uuid not null default gen_random_uuid(), code text not null, body text,"
+       " primary key (org_id, customer_id, note_id))",
+       "select tenantgate.enrol_table('crm.notes', p_privileges => '{}')")
+
+
+def test_enrolled_table_keyed_by_its_tenant_columns_has_no_findings(database: TestDatabase,
+                                                                   dba: Invoke) -> None:
+    plant(database, *CRM, "create unique index on crm.notes (customer_id, org_id, code)")
+    assert findings(dba) == []
+
+
+def test_unique_key_of_enrolled_table_not_led_by_tenant_columns_is_found(
+        database: TestDatabase, dba: Invoke) -> None:
+    plant(database, *CRM, "alter table crm.notes add constraint notes_code_key"
+                          " unique (org_id, code, customer_id)")
+    found = [f for f in findings(dba, "unique_key_not_tenant_led") if "crm." in f["object"]]
+    assert [f["object"] for f in found] == [
+        "unique constraint notes_code_key on crm.notes (org_id, code, customer_id)"]
+    assert "org_id, customer_id" in found[0]["why"]
+
+
+def test_tool_function_executable_by_anyone_but_the_gate_is_found(database: TestDatabase,
+                                                                   dba: Invoke) -> None:
+    plant(database, "create schema if not exists tenantgate_tools",
+          "create function tenantgate_tools.peek(p_org_id uuid) returns bigint language sql"
+          " security definer set search_path = pg_catalog, pg_temp as 'select 1::bigint'",
+          "grant execute on function tenantgate_tools.peek(uuid) to tenantgate_mediator")
+    found = findings(dba, "tool_function_executable")
+    assert [f["object"] for f in found] == [
+        "tenantgate_tools.peek(p_org_id uuid) (executable by public)",
+        "tenantgate_tools.peek(p_org_id uuid) (executable by tenantgate_mediator)"]
+    plant(database, *(f["fix"] for f in found),
+          "grant execute on function tenantgate_tools.peek(uuid) to tenantgate_owner")
+    assert findings(dba, "tool_function_executable") == []
+
+
+def test_login_role_acting_as_mediator_without_timeouts_is_found(database: TestDatabase,
+                                                                 dba: Invoke) -> None:
+    role = f"mediator_login_{database.name}"
+    plant(database, f"create role {role} login", f"grant tenantgate_mediator to {role}")
+    try:
+        [found] = findings(dba, "login_role_without_timeouts")
+        assert found["object"] == role
+        for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+                     "log_parameter_max_length", "log_parameter_max_length_on_error"):
+            assert name in found["why"]
+        plant(database, *(fix.strip() for fix in found["fix"].split(";") if fix.strip()))
+        assert findings(dba, "login_role_without_timeouts") == []
+    finally:
+        plant(database, f"drop role {role}")
+
+
+def test_timeout_switched_off_for_this_database_is_found(database: TestDatabase,
+                                                         dba: Invoke) -> None:
+    plant(database, f"alter role tenantgate_session_manager in database {database.name}"
+                    " set lock_timeout = 0",
+          f"alter role tenantgate_mediator in database {database.name}"
+          " set log_parameter_max_length = -1")
+    try:
+        found = findings(dba, "login_role_without_timeouts")
+        assert [(f["object"], f["why"].split(".")[0]) for f in found] == [
+            ("tenantgate_mediator", "missing or off: log_parameter_max_length = -1"),
+            ("tenantgate_session_manager", "missing or off: lock_timeout = 0")]
+    finally:
+        plant(database, f"alter role tenantgate_session_manager in database {database.name}"
+                        " reset all",
+              f"alter role tenantgate_mediator in database {database.name} reset all")
+
+
+@pytest.mark.parametrize(("ddl", "expected"), [
+    ("create table crm.codes (org_id uuid not null, code text not null, unique (code))",
+     "unique key codes_code_key does not include org_id"),
+    ("create table crm.links (org_id uuid not null, other_org uuid not null, customer_id uuid"
+     " not null, foreign key (other_org, customer_id) references"
+     " tenantgate.customer_accounts (org_id, customer_id))",
+     "foreign key links_other_org_customer_id_fkey to tenantgate.customer_accounts does not pair"),
+    ("create table crm.by_customer (customer_id uuid primary key)",
+     "table has no uuid org_id column"),
+    ("create table crm.kinds (kind text primary key, org_id_of_owner uuid, connector_id uuid,"
+     " foreign key (org_id_of_owner, connector_id) references tenantgate.connectors"
+     " (org_id, connector_id))",
+     "foreign key kinds_org_id_of_owner_connector_id_fkey of a table without org_id"),
+])
+def test_tenant_table_that_cannot_be_distributed_by_org_is_found(
+        database: TestDatabase, dba: Invoke, ddl: str, expected: str) -> None:
+    plant(database, "create schema crm", ddl)
+    [found] = findings(dba, "citus_ready")
+    assert found["object"].startswith("crm.")
+    assert found["why"].startswith(expected), found["why"]
+
+
+def test_shipped_schema_is_ready_to_distribute_by_org(dba: Invoke) -> None:
+    assert findings(dba, "citus_ready") == []

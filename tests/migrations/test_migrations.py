@@ -24,6 +24,10 @@ union all
 select 'policy ' || schemaname || '.' || tablename || '.' || policyname || ' '
        || array_to_string(roles, ',') || ' ' || coalesce(qual, '') || coalesce(with_check, '')
 from pg_policies where schemaname in ('tenantgate', 'demo')
+union all
+select 'role setting ' || r.rolname || ' ' || array_to_string(s.setconfig, ',')
+from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+where r.rolname like 'tenantgate%' and s.setdatabase = 0
 order by 1
 """
 

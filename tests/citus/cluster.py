@@ -1,0 +1,94 @@
+"""A throwaway Citus cluster: a coordinator and two workers on loopback, as an unprivileged user.
+
+Each node is a private Debian PostgreSQL 15 server (cli/pgserver.py) started with
+`shared_preload_libraries = 'citus'`. The cluster is migrated the way the README tells a DBA to:
+`db upgrade` on the coordinator with DDL propagation off (the sql/ files act as the NOLOGIN owner,
+which Citus cannot use to reach the workers), then `db distribute`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from cli import pgserver
+from cli.demo_schema import install_demo
+from tests.pg import TestDatabase, migrate, url_for
+
+DATABASE = "tenantgate"
+NODE_CONFIG = {"shared_preload_libraries": "citus", "max_connections": "300",
+               "citus.max_client_connections": "250", "citus.enable_stat_counters": "on"}
+
+
+def citus_missing() -> str | None:
+    """Why no cluster can start here, or None when Debian's PostgreSQL 15 has citus.so."""
+    bindir = pgserver.system_bindir()
+    if bindir is None:
+        return "no system PostgreSQL server (pg_config --bindir has no initdb)"
+    done = subprocess.run([str(bindir / "pg_config"), "--pkglibdir"], capture_output=True,
+                          text=True, check=False)
+    libdir = Path(done.stdout.strip() or "/usr/lib/postgresql/15/lib")
+    if not (libdir / "citus.so").is_file():
+        return (f"no citus.so in {libdir}: install Citus with `bash ../shared/citus/build.sh` "
+                "(as root), then run `make test-citus`")
+    return None
+
+
+@dataclass
+class Cluster:
+    """The running nodes and the migrated, distributed database on the coordinator."""
+
+    coordinator: pgserver.RunningServer
+    workers: list[pgserver.RunningServer]
+    reviewed_sql: str = ""  # what `db distribute --sql` printed before the distribution ran
+    distributed: tuple[str, str] = ("", "")  # what `db distribute` printed (stdout, stderr)
+
+    @property
+    def database(self) -> TestDatabase:
+        return TestDatabase(self.coordinator, DATABASE)
+
+    def node_of(self, conn: psycopg.Connection[tuple[object, ...]], org_id: object) -> int:
+        """The port of the worker that holds an org's rows."""
+        row = conn.execute(
+            "select p.nodeport from pg_dist_placement pl join pg_dist_node p on p.groupid ="
+            " pl.groupid where pl.shardid = get_shard_id_for_distribution_column("
+            "'tenantgate.credit_accounts', %s)", (org_id,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _create_database(node: pgserver.RunningServer) -> None:
+    with psycopg.connect(node.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE)))
+    with psycopg.connect(node.dsn(DATABASE), autocommit=True) as conn:
+        conn.execute("create extension citus")
+
+
+@contextlib.contextmanager
+def running_cluster(workers: int = 2) -> Iterator[Cluster]:
+    """Start, join, migrate and distribute; stop every node afterwards."""
+    nodes: list[pgserver.RunningServer] = []
+    try:
+        for _ in range(workers + 1):
+            nodes.append(pgserver.start_system(NODE_CONFIG))
+        for node in nodes:
+            _create_database(node)
+        coordinator = nodes[0]
+        with psycopg.connect(coordinator.dsn(DATABASE), autocommit=True) as conn:
+            conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
+            for worker in nodes[1:]:
+                conn.execute("select citus_add_node('127.0.0.1', %s)", (worker.port,))
+        migrate(url_for(coordinator, DATABASE) + "?options=-c%20citus.enable_ddl_propagation%3Doff")
+        with psycopg.connect(coordinator.dsn(DATABASE), autocommit=True,
+                             options="-c citus.enable_ddl_propagation=off") as conn:
+            install_demo(conn)  # the demo schema and tools/demo.yaml, as the tests' template has
+        yield Cluster(coordinator, nodes[1:])
+    finally:
+        for node in nodes:
+            node.stop()
