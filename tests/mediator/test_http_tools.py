@@ -222,3 +222,45 @@ async def test_an_outcome_is_recorded_once_and_only_by_the_session_that_was_admi
             ).fetchone()
             assert again == (False,)
     assert [r[0] for r in audit(database, world.northwind.org_id)] == ["allowed", "upstream"]
+
+
+async def test_no_key_nor_session_secret_reaches_the_server_log_with_log_statement_all(
+    settings: Any,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    database: TestDatabase,
+    billing: FileKeyProvider,
+) -> None:
+    import time
+    import uuid
+
+    from mediator.db import make_pool
+    from tests.credentials.conftest import server_log
+
+    with database.connect(autocommit=True) as su:
+        su.execute(f'alter database "{database.name}" set log_statement = \'all\'')
+        su.execute(f'alter database "{database.name}" set log_min_duration_statement = 0')
+    pool = make_pool(settings, min_size=1, max_size=2)  # new connections: the settings apply
+    await pool.open(wait=True)
+    gate = Gate(pool, settings)
+    acme = verifier.verify(open_session("Acme", scopes=["read:billing"]).token)
+    try:
+        out = await gate.call(acme, "get_billing_status", {})
+    finally:
+        await gate.close()
+        await pool.close()
+    assert out["customer"] == "Acme"
+    marker = f"leak-check-{uuid.uuid4()}"
+    with database.connect(autocommit=True) as su:
+        su.execute("select %s::text", (marker,))
+    log = ""
+    for _ in range(50):  # the log is written asynchronously: wait for the marker
+        log = server_log(database.server)
+        if marker in log:
+            break
+        time.sleep(0.1)
+    assert marker in log
+    assert "tenantgate.call_tool" in log  # the statement itself was logged ...
+    assert "tenantgate.upstream_outcome" in log
+    for secret in (ACME_KEY, BETA_KEY, acme.session_secret):  # ... none of its secrets
+        assert secret not in log
