@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from mediator import errors as E
 from mediator.db import make_pool
-from mediator.gate import Approver, Gate
+from mediator.gate import TOOL_NAME, Approver, Gate
 from mediator.results import ok_result
 from mediator.settings import Settings
 from mediator.tokens import Claims, TokenVerifier
@@ -21,6 +21,12 @@ SERVER_NAME = "tenantgate"
 SERVER_VERSION = "0.1.0"
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 REQUEST_KEY_META = "dev.tenantgate/request-id"
+
+
+def _loggable(name: str) -> str:
+    """A tool name fit for a log line: a caller's arbitrary text (NUL, lone surrogates, newlines)
+    never reaches a log handler."""
+    return name if TOOL_NAME.match(name) else "<invalid>"
 
 
 def error_result(message: str) -> dict[str, Any]:
@@ -97,9 +103,9 @@ class Mediator:
         try:
             value = await self.gate.call(claims, name, arguments, key, approver)
         except E.MediatorError as exc:
-            logger.info("tool call refused: tool=%s reason=%s", name, type(exc).__name__)
+            logger.info("tool call refused: tool=%s reason=%s", _loggable(name), type(exc).__name__)
             return error_result(exc.message)
         except Exception:
-            logger.exception("tool call failed: tool=%s", name)
+            logger.exception("tool call failed: tool=%s", _loggable(name))
             return error_result("internal error")
         return ok_result(value, self.settings.max_result_bytes)
