@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
@@ -55,10 +56,13 @@ def _wait_for_port(url: str) -> None:
             time.sleep(0.1)
 
 
-async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_through_it() -> None:
+async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_through_it(
+    tmp_path: Path,
+) -> None:
+    errors = (tmp_path / "demo.stderr").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.demo", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True,
     )
     person, storage = Person(), MemoryStorage()
     try:
@@ -84,3 +88,5 @@ async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_thr
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+        errors.close()
+        print((tmp_path / "demo.stderr").read_text()[-3000:])  # shown when the test fails
