@@ -29,6 +29,7 @@ from authz.devidp import DevIdp
 from authz.grants import TOKEN_EXCHANGE, Grants
 from authz.issuance import Issuer
 from authz.oidc import IdTokenError, OidcClient
+from authz.ratelimit import Buckets
 from authz.redirects import CHALLENGE, matches, registrable, s256
 from authz.settings import AuthzSettings
 from authz.signed import Signer
@@ -94,6 +95,7 @@ class AuthzServer:
         self.tokens = Issuer(self.store, signer, settings.access_token_seconds)
         self.grants = Grants(self)
         self.callback_url = f"{self.issuer}/callback"
+        self.registrations = Buckets(settings.register_burst, settings.register_per_minute)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -185,6 +187,13 @@ class AuthzServer:
 
     async def register(self, request: Request) -> Response:
         """RFC 7591 for public clients: redirect URIs checked, PKCE enforced later."""
+        caller = request.client.host if request.client else "unknown"
+        if not self.registrations.take(caller):
+            return JSONResponse(
+                {"error": "too_many_requests",
+                 "error_description": "too many registrations from this address; retry later"},
+                status_code=429, headers={"retry-after": "60"},
+            )
         body = await request.body()
         if len(body) > 16 * 1024:
             return _reg_error("invalid_client_metadata", "registration request too large")

@@ -87,7 +87,10 @@ class DocumentFetcher:
         hit = self._cache.get(client_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        client = await asyncio.wait_for(self._fetch(client_id), self.timeout)
+        try:
+            client = await asyncio.wait_for(self._fetch(client_id), self.timeout)
+        except TimeoutError:
+            raise ClientDocumentError("the client id document took too long") from None
         if self.cache_seconds:
             if len(self._cache) > 10_000:
                 self._cache.clear()

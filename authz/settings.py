@@ -56,6 +56,10 @@ class AuthzSettings(BaseSettings):
     # so set it when several replicas serve one issuer
     cookie_key: SecretStr | None = None
 
+    # Dynamic Client Registration per caller address: burst, then this many a minute
+    register_burst: int = Field(default=10, ge=1, le=10_000)
+    register_per_minute: float = Field(default=6.0, gt=0, le=10_000)
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8766, ge=0, le=65535)
 

@@ -48,6 +48,9 @@ class Person:
             lambda: self.browser.consent(url, REDIRECT, customer="Acme")
         )
 
+    def close(self) -> None:
+        self.browser.close()
+
     async def callback_handler(self) -> AuthorizationCodeResult:
         q = query(self.back)
         assert "code" in q, self.back[:300]

@@ -95,3 +95,17 @@ def test_decision_without_the_pages_csrf_token_changes_nothing(
     assert r.status_code == 403
     assert _status(database, approval_id) == "pending"
     lead.close()
+
+
+def test_the_page_shows_the_preview_of_the_target_once_approvals_carry_one(
+    stack: Stack, browser: Browser, database: TestDatabase
+) -> None:
+    approval_id = _pending_refund(stack, browser)
+    with database.connect() as conn:  # the column issue 9 adds; read through to_jsonb until then
+        conn.execute("alter table tenantgate.approvals add column if not exists preview jsonb")
+        conn.execute("update tenantgate.approvals set preview = %s::jsonb where approval_id = %s",
+                     ('{"invoice_id": 1, "amount_cents": 9900, "status": "paid"}', approval_id))
+    lead, page = _approvals_page(stack, "lead@northwind.example")
+    assert "Target now" in page.text
+    assert "9900" in page.text
+    lead.close()

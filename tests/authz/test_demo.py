@@ -5,10 +5,13 @@ from __future__ import annotations
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -40,18 +43,35 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str
     return seen
 
 
-async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_through_it() -> None:
+def _wait_for_port(url: str) -> None:
+    parts = urlsplit(url)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_through_it(
+    tmp_path: Path,
+) -> None:
+    errors = (tmp_path / "demo.stderr").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.demo", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True,
     )
+    person, storage = Person(), MemoryStorage()
     try:
         out = _read_until(proc, "approvals for operators:", 240)
         url = re.search(r"custom connector[^:]*: (\S+)", out)
         assert url is not None, out[-1500:]
         assert "mcp-remote" in out
         assert "@modelcontextprotocol/inspector@2" in out
-        person, storage = Person(), MemoryStorage()
+        _wait_for_port(url.group(1))  # the demo prints first, then starts serving
         http = httpx2.AsyncClient(auth=provider_for(url.group(1), person, storage), timeout=30)
         async with http, Client(streamable_http_client(url.group(1), http_client=http),
                                 mode="legacy", cache=None) as client:
@@ -59,6 +79,7 @@ async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_thr
         assert not result.is_error
         assert person.visits == 1
     finally:
+        person.close()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
@@ -67,3 +88,5 @@ async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_thr
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+        errors.close()
+        print((tmp_path / "demo.stderr").read_text()[-3000:])  # shown when the test fails

@@ -142,3 +142,10 @@ def test_the_challenge_names_the_scopes_the_mediator_offers() -> None:
         b', scope="read:tickets"'
     )
     assert b'error="invalid_token"' in c.for_request(b"Bearer x")
+
+
+def test_an_authorization_server_setting_that_is_no_url_stops_the_mediator_at_start() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must be the authorization server's URL"):
+        Settings(authorization_server="tenantgate-demo")

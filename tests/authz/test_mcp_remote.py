@@ -86,13 +86,12 @@ def test_mcp_remote_gets_a_token_through_the_browser_flow_and_calls_a_tool(
     )
     assert proc.stdin is not None
     out, err = Lines(proc.stdout), Lines(proc.stderr)
+    person = Browser()
     try:
         line = err.until(lambda s: s.startswith(f"{stack.as_url}/authorize?"), 180)
-        person = Browser()
         back = person.consent(line.strip(), f"http://localhost:{port}/oauth/callback")
         assert "code" in query(back), line + back[-400:]
         assert httpx.get(back, timeout=30).status_code == 200  # mcp-remote's own callback
-        person.close()
 
         def send(msg: dict[str, Any]) -> None:
             assert proc.stdin is not None
@@ -119,6 +118,7 @@ def test_mcp_remote_gets_a_token_through_the_browser_flow_and_calls_a_tool(
         assert not result.get("isError"), result
         assert "Acme: login fails" in json.dumps(result)
     finally:
+        person.close()
         os.killpg(proc.pid, signal.SIGTERM)  # npx and the node process it started
         try:
             proc.wait(15)

@@ -256,3 +256,12 @@ def test_authorize_with_a_client_id_document_on_a_private_address_is_a_page(
 ) -> None:
     url, _ = authorize_url(stack, "https://127.0.0.1/client.json")
     _no_redirect_page(httpx.get(url))
+
+
+def test_registration_floods_from_one_address_get_429(stack: Stack) -> None:
+    answers = [
+        httpx.post(f"{stack.as_url}/register", json={"redirect_uris": [REDIRECT]}).status_code
+        for _ in range(12)
+    ]
+    assert answers.count(201) >= 1
+    assert answers[-1] == 429

@@ -63,7 +63,10 @@ async def _journey(stack: Stack, provider: OAuthClientProvider, storage: MemoryS
 
 async def test_sdk_client_with_dynamic_registration_goes_the_whole_way(stack: Stack) -> None:
     person, storage = Person(), MemoryStorage()
-    await _journey(stack, provider_for(stack.mcp_url, person, storage), storage, person)
+    try:
+        await _journey(stack, provider_for(stack.mcp_url, person, storage), storage, person)
+    finally:
+        person.close()
     assert storage.client is not None
     assert storage.client.client_id.startswith("tgc_")
 
@@ -100,6 +103,9 @@ async def test_sdk_client_with_a_client_id_metadata_document_goes_the_whole_way(
     stack, url = cimd_stack
     person, storage = Person(), MemoryStorage()
     provider = provider_for(stack.mcp_url, person, storage, metadata_url=url)
-    await _journey(stack, provider, storage, person)
+    try:
+        await _journey(stack, provider, storage, person)
+    finally:
+        person.close()
     assert storage.client is not None
     assert storage.client.client_id == url
