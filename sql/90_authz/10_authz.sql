@@ -38,10 +38,14 @@ create table tenantgate.oauth_codes (
   created_at      timestamptz not null default pg_catalog.now(),
   expires_at      timestamptz not null,
   used_at         timestamptz,
-  primary key (code_hash),
+  -- Keys lead with org_id like every tenant table (Citus-ready; lint citus_ready). A code is
+  -- looked up by its hash alone (the client presents only the code): a sha256 of 256 random bits,
+  -- so the index below needs no uniqueness across orgs.
+  primary key (org_id, code_hash),
   foreign key (org_id, session_id) references tenantgate.sessions (org_id, session_id)
     on delete cascade
 );
+create index oauth_codes_hash_idx on tenantgate.oauth_codes (code_hash);
 comment on table tenantgate.oauth_codes is
   'Authorization codes (sha256 only). A second redemption ends the session the first one opened.';
 
@@ -53,12 +57,13 @@ create table tenantgate.oauth_refresh_tokens (
   sealed_secret  bytea       not null,
   created_at     timestamptz not null default pg_catalog.now(),
   used_at        timestamptz,
-  primary key (token_hash),
+  primary key (org_id, token_hash),  -- see oauth_codes
   foreign key (org_id, session_id) references tenantgate.sessions (org_id, session_id)
     on delete cascade
 );
 create index oauth_refresh_tokens_session_idx
   on tenantgate.oauth_refresh_tokens (org_id, session_id);
+create index oauth_refresh_tokens_hash_idx on tenantgate.oauth_refresh_tokens (token_hash);
 comment on table tenantgate.oauth_refresh_tokens is
   'Refresh tokens (sha256 only), rotated on use; reusing a rotated one ends the session.';
 
