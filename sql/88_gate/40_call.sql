@@ -70,6 +70,29 @@ begin
 end
 $$;
 
+-- The one check every entry point makes: the live session this (org, customer, secret) opens,
+-- or no row. Unexpired, not ended, org, operator, connector and customer all active
+-- (live_sessions), and sha256(secret) matches. Internal: granted to nobody.
+create function tenantgate.gate_session(p_org_id uuid, p_customer_id uuid, p_session_secret text)
+returns table (org_id uuid, session_id uuid, operator_id uuid, connector_id uuid,
+               customer_id uuid, scopes text[])
+language plpgsql  -- not sql: Citus cannot plan a SQL function's parameters on a distributed table
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return query
+    select ls.org_id, ls.session_id, ls.operator_id, ls.connector_id, ls.customer_id, ls.scopes
+      from tenantgate.live_sessions ls
+     where ls.org_id = p_org_id
+       and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'))
+       and ls.customer_id = p_customer_id;
+end
+$$;
+comment on function tenantgate.gate_session(uuid, uuid, text) is
+  'Internal: the live session of (org, customer, secret), or no row; every gate entry point.';
+
 -- One token from (org, operator, tool)'s bucket. Returns the number of refusals counted since the
 -- last token taken (>= 0), or -1 when the bucket is empty (that refusal is counted instead).
 create function tenantgate.rate_try(p_org_id uuid, p_operator_id uuid, p_tool_name text,
@@ -267,11 +290,7 @@ begin
   perform pg_catalog.set_config('app.org_id', coalesce(p_org_id::text, ''), true),
           pg_catalog.set_config('app.customer_id', coalesce(p_customer_id::text, ''), true),
           pg_catalog.set_config('app.session_secret', coalesce(p_session_secret, ''), true);
-  v_hash := pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
-  select ls.org_id, ls.session_id, ls.operator_id, ls.connector_id, ls.customer_id, ls.scopes
-    into v_ses
-    from tenantgate.live_sessions ls
-   where ls.org_id = p_org_id and ls.secret_hash = v_hash and ls.customer_id = p_customer_id;
+  select * into v_ses from tenantgate.gate_session(p_org_id, p_customer_id, p_session_secret);
   if not found then
     perform tenantgate.record_denial(p_org_id, v_name);
     return '{"status": "not_found"}'::jsonb;
@@ -549,10 +568,7 @@ declare
   v_ses record;
   v_adm record;
 begin
-  select ls.org_id, ls.session_id, ls.operator_id, ls.customer_id into v_ses
-    from tenantgate.live_sessions ls
-   where ls.org_id = p_org_id and ls.customer_id = p_customer_id
-     and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
+  select * into v_ses from tenantgate.gate_session(p_org_id, p_customer_id, p_session_secret);
   if not found then
     return false;
   end if;
@@ -586,7 +602,14 @@ stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_ses record;
 begin
+  -- The session first, then the catalog: two plain statements, each routed to the org's node.
+  select * into v_ses from tenantgate.gate_session(p_org_id, p_customer_id, p_session_secret);
+  if not found then
+    return '[]'::jsonb;
+  end if;
   return (select coalesce(pg_catalog.jsonb_agg(
            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
              'name', d.tool_name,
@@ -596,13 +619,10 @@ begin
              'outputSchema', d.output_schema,
              'annotations', d.annotations))
            order by d.tool_name), '[]'::jsonb)
-  from tenantgate.live_sessions ls
-  join tenantgate.tools t
-    on t.org_id = ls.org_id and t.connector_id = ls.connector_id and t.enabled
-   and t.required_scope = any(ls.scopes)
-  join tenantgate.tool_definitions d on d.tool_name = t.tool_name
-  where ls.org_id = p_org_id and ls.customer_id = p_customer_id
-    and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8')));
+    from tenantgate.tools t
+    join tenantgate.tool_definitions d on d.tool_name = t.tool_name
+   where t.org_id = v_ses.org_id and t.connector_id = v_ses.connector_id and t.enabled
+     and t.required_scope = any(v_ses.scopes));
 end
 $$;
 comment on function tenantgate.list_tools(uuid, uuid, text) is
@@ -624,10 +644,7 @@ declare
   v_ses record;
   v_app record;
 begin
-  select ls.org_id, ls.session_id, ls.operator_id, ls.connector_id, ls.customer_id into v_ses
-    from tenantgate.live_sessions ls
-   where ls.org_id = p_org_id and ls.customer_id = p_customer_id
-     and ls.secret_hash = pg_catalog.sha256(pg_catalog.convert_to(p_session_secret, 'UTF8'));
+  select * into v_ses from tenantgate.gate_session(p_org_id, p_customer_id, p_session_secret);
   if not found or p_approve is null then
     return 'not_found';
   end if;

@@ -6,6 +6,7 @@ drop function if exists tenantgate.call_tool(uuid, uuid, text, text, text, jsonb
 drop function if exists tenantgate.list_tools(uuid, uuid, text);
 drop function if exists tenantgate.upstream_outcome(uuid, uuid, text, bigint, integer, bigint, integer, text);
 drop function if exists tenantgate.approval_answer(uuid, uuid, text, uuid, boolean);
+drop function if exists tenantgate.gate_session(uuid, uuid, text);
 drop function if exists tenantgate.gate_refuse(uuid, uuid, uuid, uuid, text, text, text, jsonb, jsonb);
 drop function if exists tenantgate.fit_row(jsonb, integer);
 drop function if exists tenantgate.record_denial(uuid, text);
