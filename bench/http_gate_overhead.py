@@ -39,7 +39,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _measure(calls: int) -> dict[str, float]:
-    env = setup(_free_port(0))
+    env = setup(_free_port(0), fixed_port=False)
     try:
         assert env.billing is not None
         with psycopg.connect(env.dsn("tenantgate_admin"), autocommit=True) as conn:

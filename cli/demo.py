@@ -65,6 +65,7 @@ class DemoEnv:
         port: int,
         world: World,
         workdir: Path,
+        fixed_port: bool = True,
     ) -> None:
         self.server, self.dbname, self.passwords, self.port = server, dbname, passwords, port
         self.world, self.workdir = world, workdir
@@ -78,7 +79,10 @@ class DemoEnv:
         )
         self.url = f"http://127.0.0.1:{port}/mcp"
         self.key = key  # the authorization server signs with it; the mediator has the public key
-        self.authz_url = f"http://127.0.0.1:{_free_port(port + 1)}"  # issuer of every token
+        # The authorization server (issuer of every token): the next port when the mediator's was
+        # chosen by the user (--port 8765 -> 8766), any free one with --port 0.
+        authz_port = _free_port(port + 1) if fixed_port else _free_port(0)
+        self.authz_url = f"http://127.0.0.1:{authz_port}"
         self.settings = Settings(
             database_url=SecretStr(self.dsn("tenantgate_mediator")),
             issuer=self.authz_url,
@@ -112,7 +116,7 @@ class DemoEnv:
         )
 
 
-def setup(port: int) -> DemoEnv:
+def setup(port: int, *, fixed_port: bool = True) -> DemoEnv:
     from cli import pgserver
 
     server = pgserver.start_embedded()
@@ -137,7 +141,7 @@ def setup(port: int) -> DemoEnv:
             install_demo(conn, with_billing=True)
         world = seed(server.dsn(dbname))
         workdir = Path(tempfile.mkdtemp(prefix="tenantgate-demo-"))
-        env = DemoEnv(server, dbname, passwords, port, world, workdir)
+        env = DemoEnv(server, dbname, passwords, port, world, workdir, fixed_port)
         env.billing = setup_billing(env)
         return env
     except BaseException:
@@ -256,7 +260,7 @@ def demo(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     chosen = _free_port(port)
     typer.echo("starting embedded PostgreSQL, migrating, seeding ...", err=True)
-    env = setup(chosen)
+    env = setup(chosen, fixed_port=port != 0)
     try:
         acme, beta = env.open("Acme"), env.open("Beta")
         if scripted:

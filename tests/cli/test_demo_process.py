@@ -56,6 +56,10 @@ def demo_process() -> Iterator[subprocess.Popen[str]]:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):  # a failed test must not leak its pipes
+        if stream is not None:
+            stream.close()
             proc.wait()
 
 
