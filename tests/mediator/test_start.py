@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -46,8 +47,15 @@ def with_password(dsn: str, password: str) -> str:
 def test_a_wrong_password_fails_fast_with_one_line_and_exit_code_3(
     database: TestDatabase, settings: Any, transport: str
 ) -> None:
+    wrong = with_password(database.mediator_dsn, "wrong-password")
+    try:
+        psycopg.connect(wrong).close()
+    except psycopg.OperationalError:
+        pass
+    else:  # Debian's private test cluster (make test-pg15) trusts local logins
+        pytest.skip("this server does not check passwords (trust authentication)")
     started = time.monotonic()
-    done = serve(transport, with_password(database.mediator_dsn, "wrong-password"), settings)
+    done = serve(transport, wrong, settings)
     assert time.monotonic() - started < 20
     assert done.returncode == EXIT_DATABASE
     lines = [line for line in done.stderr.splitlines() if line.strip()]
