@@ -20,8 +20,9 @@
 
 set local role tenantgate_owner;
 
--- The chain append of sql/40_functions/50_audit.sql, restated: the head row is created only the
--- first time an org appends (it used to be upserted on every append). Same lock, same hash.
+-- The chain append of sql/40_functions/50_audit.sql, restated as one statement per append: the
+-- head row is created only by an org's first append (it used to be upserted, then read, on every
+-- append). Same lock, same hash.
 create or replace function tenantgate.audit_append_row(
   p_org_id uuid, p_session_id uuid, p_operator_id uuid, p_customer_id uuid,
   p_request_id text, p_tool_name text, p_decision text, p_detail jsonb
@@ -37,35 +38,37 @@ declare
   v_at    timestamptz := pg_catalog.clock_timestamp();
   v_hash  bytea;
 begin
-  -- The head row is the chain's lock: concurrent appenders of one org queue here.
-  if not exists (select 1 from tenantgate.audit_heads h where h.org_id = p_org_id) then
+  -- The head row is the chain's lock: concurrent appenders of one org queue here. It is looked
+  -- up once, by the append itself; only an org's very first append finds none and creates it.
+  loop
+    -- Lock the head, hash the new row after it, move the head and append: one statement.
+    with head as (
+      select h.seq + 1 as seq, h.head_hash as prev
+        from tenantgate.audit_heads h where h.org_id = p_org_id
+         for update
+    ), next as (
+      select head.seq, head.prev, pg_catalog.sha256(head.prev || pg_catalog.convert_to(
+               tenantgate.audit_canonical(p_org_id, head.seq, v_at, p_session_id, p_operator_id,
+                                          p_customer_id, p_request_id, p_tool_name, p_decision,
+                                          coalesce(p_detail, '{}'::jsonb)), 'UTF8')) as hash
+        from head
+    ), moved as (
+      update tenantgate.audit_heads h set seq = next.seq, head_hash = next.hash
+        from next where h.org_id = p_org_id
+      returning next.seq, next.prev, next.hash
+    )
+    insert into tenantgate.audit_log
+      (org_id, seq, occurred_at, session_id, operator_id, customer_id, request_id, tool_name,
+       decision, detail, prev_hash, row_hash)
+    select p_org_id, moved.seq, v_at, p_session_id, p_operator_id, p_customer_id, p_request_id,
+           p_tool_name, p_decision, coalesce(p_detail, '{}'::jsonb), moved.prev, moved.hash
+      from moved
+    returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash into v_seq, v_hash;
+    exit when v_seq is not null;
     insert into tenantgate.audit_heads (org_id, seq, head_hash)
     values (p_org_id, 0, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))
     on conflict (org_id) do nothing;
-  end if;
-  -- Lock the head, hash the new row after it, move the head and append: one statement.
-  with head as (
-    select h.seq + 1 as seq, h.head_hash as prev
-      from tenantgate.audit_heads h where h.org_id = p_org_id
-       for update
-  ), next as (
-    select head.seq, head.prev, pg_catalog.sha256(head.prev || pg_catalog.convert_to(
-             tenantgate.audit_canonical(p_org_id, head.seq, v_at, p_session_id, p_operator_id,
-                                        p_customer_id, p_request_id, p_tool_name, p_decision,
-                                        coalesce(p_detail, '{}'::jsonb)), 'UTF8')) as hash
-      from head
-  ), moved as (
-    update tenantgate.audit_heads h set seq = next.seq, head_hash = next.hash
-      from next where h.org_id = p_org_id
-    returning next.seq, next.prev, next.hash
-  )
-  insert into tenantgate.audit_log
-    (org_id, seq, occurred_at, session_id, operator_id, customer_id, request_id, tool_name,
-     decision, detail, prev_hash, row_hash)
-  select p_org_id, moved.seq, v_at, p_session_id, p_operator_id, p_customer_id, p_request_id,
-         p_tool_name, p_decision, coalesce(p_detail, '{}'::jsonb), moved.prev, moved.hash
-    from moved
-  returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash into v_seq, v_hash;
+  end loop;
   return query select v_seq, v_hash;
 end
 $$;
