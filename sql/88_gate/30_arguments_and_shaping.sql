@@ -25,20 +25,19 @@ declare
   v_type   text;
   v_text   text;
   v_num    numeric;
-  v_key    text;
 begin
   if p_args is null or pg_catalog.jsonb_typeof(p_args) <> 'object' then
     return pg_catalog.jsonb_build_object('errors', pg_catalog.jsonb_build_array(
       pg_catalog.jsonb_build_object('loc', '[]'::jsonb, 'msg', 'arguments must be an object')));
   end if;
-  for v_key in select k from pg_catalog.jsonb_object_keys(p_args) k loop
-    if not exists (select 1 from pg_catalog.jsonb_array_elements(p_parameters) e
-                    where e ->> 'name' = v_key) then
-      v_errors := v_errors || pg_catalog.jsonb_build_object(
-        'loc', pg_catalog.jsonb_build_array(pg_catalog.left(v_key, 64)),
-        'msg', 'unexpected argument');
-    end if;
-  end loop;
+  -- Unknown keys, all in one query (not one query per key).
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'loc', pg_catalog.jsonb_build_array(pg_catalog.left(k, 64)),
+           'msg', 'unexpected argument')), '[]'::jsonb)
+    into v_errors
+    from pg_catalog.jsonb_object_keys(p_args) k
+   where not exists (select 1 from pg_catalog.jsonb_array_elements(p_parameters) e
+                      where e ->> 'name' = k);
   for p in select e from pg_catalog.jsonb_array_elements(p_parameters) e loop
     v_name := p ->> 'name';
     v_type := p ->> 'type';
