@@ -9,6 +9,8 @@ drop function if exists tenantgate.gate_admit(uuid, uuid, text, text, text, inte
 drop function if exists tenantgate.rate_take(text, integer, double precision);
 drop function if exists tenantgate.approval_take(text, bytea, jsonb);
 drop function if exists tenantgate.approval_use(uuid);
+-- Replaced by tenantgate.rate_try (40_call.sql), which also counts refusals.
+drop function if exists tenantgate.rate_take_for(uuid, uuid, text, integer, double precision);
 
 -- Still in the database for the gate, the CLI and the tests, no longer the mediator's.
 revoke execute on function
