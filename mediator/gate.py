@@ -194,7 +194,6 @@ class HttpHalf:
     """
 
     def __init__(self, gate: Gate) -> None:
-        from mediator.db import load_policy
         from mediator.egress import EgressPolicy
         from mediator.keys import FileKeyProvider
         from mediator.upstream import UpstreamClient
@@ -202,17 +201,16 @@ class HttpHalf:
         self.gate = gate
         self.client = UpstreamClient(EgressPolicy.from_env())
         self._provider: FileKeyProvider | None = None
-        self._provider_factory = FileKeyProvider.from_env
-        self._load_policy = load_policy
-        self._policy: Any = None
         self._specs: dict[tuple[str, int], Any] = {}
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    def _key_provider(self) -> Any:
-        if self._provider is None:
-            self._provider = self._provider_factory()
+    def _key_provider(self, reload: bool = False) -> Any:
+        from mediator.keys import FileKeyProvider
+
+        if self._provider is None or reload:
+            self._provider = FileKeyProvider.from_env()
         return self._provider
 
     def _unseal(self, ciphertext: bytes, key_id: str) -> Any:
@@ -224,8 +222,7 @@ class HttpHalf:
         try:
             return unseal(ciphertext, key_id, self._key_provider())
         except UnknownKeyError:
-            self._provider = self._provider_factory()
-            return unseal(ciphertext, key_id, self._provider)
+            return unseal(ciphertext, key_id, self._key_provider(reload=True))
 
     async def _spec(self, name: str, version: int) -> Any:
         from mediator.http_tools import HttpToolSpec
@@ -244,9 +241,11 @@ class HttpHalf:
         self, claims: Claims, name: str, answer: dict[str, Any], request_key: str | None
     ) -> Any:
         from mediator.http_call import call_http_tool
+        from mediator.shaping import CLASSES, DataPolicy
 
-        if self._policy is None:
-            self._policy = await self._load_policy(self.gate.pool)
+        # The session's ceiling is the database's, computed in the same statement from the
+        # session's scopes and scope_classes: no copy of scope_classes that could be stale.
+        ceiling = DataPolicy(columns={}, scopes={"session": CLASSES[int(answer["ceiling"])]})
         up = answer["upstream"]
         ciphertext = base64.b64decode(up["ciphertext"])
         status, size, latency, error = 0, 0, 0.0, ""
@@ -259,8 +258,8 @@ class HttpHalf:
                 auth_header=up["auth_header"],
                 key=lambda: self._unseal(ciphertext, up["key_id"]),
                 client=self.client,
-                policy=self._policy,
-                scopes=answer.get("scopes") or [],
+                policy=ceiling,
+                scopes=["session"],
                 idempotency_key=request_key,
             )
         except E.MediatorError as exc:

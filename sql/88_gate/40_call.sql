@@ -517,7 +517,7 @@ begin
     values (v_ses.org_id, v_seq, v_ses.session_id, v_name);
     return pg_catalog.jsonb_build_object(
       'status', 'upstream', 'admission', v_seq, 'approval_id', v_approval,
-      'version', v_tool.version, 'args', v_args, 'scopes', pg_catalog.to_jsonb(v_ses.scopes),
+      'version', v_tool.version, 'args', v_args, 'ceiling', v_tool.ceiling,
       'upstream', pg_catalog.jsonb_build_object(
         'base_url', v_up.base_url, 'auth_header', v_up.auth_header,
         'ciphertext', pg_catalog.encode(v_up.ciphertext, 'base64'), 'key_id', v_up.key_id));

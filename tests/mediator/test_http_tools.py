@@ -264,3 +264,26 @@ async def test_no_key_nor_session_secret_reaches_the_server_log_with_log_stateme
     assert "tenantgate.upstream_outcome" in log
     for secret in (ACME_KEY, BETA_KEY, acme.session_secret):  # ... none of its secrets
         assert secret not in log
+
+
+async def test_http_tool_masking_follows_the_databases_scope_classes_at_once(
+    gate: Gate,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    database: TestDatabase,
+    billing: FileKeyProvider,
+) -> None:
+    acme = verifier.verify(open_session("Acme", scopes=["read:billing"]).token)
+    try:
+        masked = await gate.call(acme, "get_billing_status", {})
+        with database.connect("tenantgate_admin", autocommit=True) as conn:
+            conn.execute(
+                "insert into tenantgate.scope_classes (scope, max_class)"
+                " values ('read:billing', 'sensitive')"
+            )
+        clear = await gate.call(acme, "get_billing_status", {})  # same process, no restart
+    finally:
+        await gate.close()
+    assert masked["billing_email"] == "a***@acme.example"
+    assert clear["billing_email"] == "ap@acme.example"
+    assert "_masked" not in clear
