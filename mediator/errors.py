@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg.errors
 
 
 class MediatorError(Exception):
     """mediator error"""
+
+    decision: ClassVar[str] = "error"  # what the metrics and request log call it
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "error").strip())
@@ -21,9 +23,13 @@ class MediatorError(Exception):
 class TokenError(MediatorError):
     """invalid token"""
 
+    decision = "token_invalid"
+
 
 class NotFound(MediatorError):
     """not found"""
+
+    decision = "denied"
 
     # Every trust failure says exactly this: unknown tool, bad session, paused
     # customer, missing scope, cross-tenant reference. Never subclass it with a
@@ -32,6 +38,8 @@ class NotFound(MediatorError):
 
 class InvalidArguments(MediatorError):
     """invalid arguments"""
+
+    decision = "invalid_arguments"
 
     def __init__(self, errors: list[dict[str, Any]] | None = None) -> None:
         self.errors = errors or []
@@ -45,13 +53,19 @@ class InvalidArguments(MediatorError):
 class RateLimited(MediatorError):
     """rate limited, retry later"""
 
+    decision = "rate_limited"
+
 
 class NoCredit(MediatorError):
     """not enough credits"""
 
+    decision = "no_credit"
+
 
 class ApprovalRequired(MediatorError):
     """approval required"""
+
+    decision = "approval_required"
 
     def __init__(self, approval_id: str, approver: str = "operator") -> None:
         self.approval_id = approval_id
@@ -68,17 +82,25 @@ class ApprovalRequired(MediatorError):
 class ApprovalDenied(MediatorError):
     """approval denied"""
 
+    decision = "approval_denied"
+
 
 class ApprovalUsed(MediatorError):
     """approval already used"""
+
+    decision = "denied"
 
 
 class RequestKeyReused(MediatorError):
     """request id already used for another tool or other arguments: use a fresh one"""
 
+    decision = "denied"
+
 
 class UpstreamNotConfigured(MediatorError):
     """upstream not configured for this customer"""
+
+    decision = "upstream_error"
 
     def __init__(self) -> None:
         super().__init__(
@@ -90,9 +112,13 @@ class UpstreamNotConfigured(MediatorError):
 class UpstreamFailed(MediatorError):
     """upstream unavailable, retry later"""
 
+    decision = "upstream_error"
+
 
 class Unavailable(MediatorError):
     """service unavailable, retry later"""
+
+    decision = "unavailable"
 
 
 # SQLSTATEs raised by sql/80_mediator on purpose.

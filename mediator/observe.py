@@ -8,7 +8,6 @@ names). Neither metrics nor the request line ever carry a token, secret or argum
 from __future__ import annotations
 
 import logging
-import re
 import time
 import weakref
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mediator import errors as E
+from mediator.gate import TOOL_NAME
 
 access_log = logging.getLogger("tenantgate.access")
 
@@ -93,25 +92,9 @@ RPC_METHODS = frozenset(
         "notifications/initialized",
     }
 )
-TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 MAX_KNOWN_TOOLS = 1000
 
 _known_tools: set[str] = set()
-# The refusal texts a host sees, by decision (the classes' own messages: one source of truth).
-_DECISION_OF_TEXT = {
-    E.NotFound().message: "denied",
-    E.RateLimited().message: "rate_limited",
-    E.NoCredit().message: "no_credit",
-    E.ApprovalDenied().message: "approval_denied",
-    E.ApprovalUsed().message: "denied",
-    E.UpstreamFailed().message: "upstream_error",
-    E.Unavailable().message: "unavailable",
-    E.TokenError().message: "token_invalid",
-    E.RequestKeyReused().message: "denied",
-    E.UpstreamNotConfigured().message: "upstream_error",
-}
-
-
 def learn_tools(names: Iterator[str] | list[str]) -> None:
     """Names from a listed catalog become metric labels (bounded)."""
     for name in names:
@@ -126,16 +109,10 @@ def tool_label(name: Any) -> str:
 
 
 def decision_of(result: dict[str, Any]) -> str:
-    """The decision a CallToolResult carries, from the error text the host sees."""
+    """The decision a CallToolResult reports: the one its error carried (service.error_result)."""
     if not result.get("isError"):
         return "allowed"
-    content = result.get("content") or [{}]
-    text = str(content[0].get("text", "")) if isinstance(content[0], dict) else ""
-    if text.startswith("invalid arguments"):
-        return "invalid_arguments"
-    if text.startswith("approval required"):
-        return "approval_required"
-    return _DECISION_OF_TEXT.get(text, "error")
+    return str(getattr(result, "decision", "error"))
 
 
 @dataclass(slots=True)

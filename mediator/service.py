@@ -29,8 +29,17 @@ def _loggable(name: str) -> str:
     return name if TOOL_NAME.match(name) else "<invalid>"
 
 
-def error_result(message: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": message}], "isError": True}
+class ToolResult(dict[str, Any]):
+    """A CallToolResult (a plain dict on the wire) that also carries the decision it reports,
+    for the metrics and the request log; the decision is never serialised."""
+
+    decision: str = "allowed"
+
+
+def error_result(message: str, decision: str = "error") -> dict[str, Any]:
+    result = ToolResult(content=[{"type": "text", "text": message}], isError=True)
+    result.decision = decision
+    return result
 
 
 class Mediator:
@@ -99,12 +108,12 @@ class Mediator:
             or len(name) > 64
             or not (arguments is None or isinstance(arguments, dict))
         ):
-            return error_result(E.NotFound().message)
+            return error_result(E.NotFound().message, E.NotFound.decision)
         try:
             value = await self.gate.call(claims, name, arguments, key, approver)
         except E.MediatorError as exc:
             logger.info("tool call refused: tool=%s reason=%s", _loggable(name), type(exc).__name__)
-            return error_result(exc.message)
+            return error_result(exc.message, exc.decision)
         except Exception:
             logger.exception("tool call failed: tool=%s", _loggable(name))
             return error_result("internal error")

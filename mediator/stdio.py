@@ -42,7 +42,8 @@ def build_server(mediator: Mediator, token: str) -> Server[Any]:
         try:
             c = claims()
         except E.TokenError:
-            return types.CallToolResult.model_validate(error_result("invalid token"))
+            refused = error_result(E.TokenError().message, E.TokenError.decision)
+            return types.CallToolResult.model_validate(refused)
         meta = dict(params.meta) if params.meta is not None else None
         result = await mediator.call_tool(c, params.name, params.arguments, meta, _approver(ctx))
         return types.CallToolResult.model_validate(result)

@@ -287,3 +287,27 @@ async def test_http_tool_masking_follows_the_databases_scope_classes_at_once(
     assert masked["billing_email"] == "a***@acme.example"
     assert clear["billing_email"] == "ap@acme.example"
     assert "_masked" not in clear
+
+
+async def test_an_upstream_failure_is_reported_as_upstream_error_not_as_a_generic_error(
+    gate: Gate,
+    settings: Any,
+    verifier: TokenVerifier,
+    open_session: OpenFn,
+    upstream: FakeBilling,
+    billing: FileKeyProvider,
+) -> None:
+    from mediator.observe import decision_of
+    from mediator.service import Mediator
+
+    upstream.inject("/v1/billing/status", *[Fault(status=503)] * 5)
+    acme = verifier.verify(open_session("Acme").token)
+    mediator = Mediator(settings, verifier, gate, gate.pool)
+    try:
+        failed = await mediator.call_tool(acme, "get_billing_status", {})
+        missing = await mediator.call_tool(acme, "no_such_tool", {})
+    finally:
+        await gate.close()
+    assert failed["isError"] is True
+    assert decision_of(failed) == "upstream_error"  # its text names the tool and the status
+    assert decision_of(missing) == "denied"
