@@ -1,4 +1,4 @@
-"""The database side of the mediator: pool, transaction-local context, data policy."""
+"""The database side of the mediator: the pool and the transaction-local context."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from mediator.settings import Settings
-from mediator.shaping import DataPolicy
 
 logger = logging.getLogger("tenantgate.db")
 
@@ -53,17 +52,3 @@ def make_pool(
         open=open,
         name="tenantgate-mediator",
     )
-
-
-async def load_policy(pool: AsyncConnectionPool[Any]) -> DataPolicy:
-    """Column data classes and scope ceilings, declared in SQL next to the schema."""
-    async with pool.connection() as conn:
-        cols = await (
-            await conn.execute(
-                "select relation || '.' || column_name, data_class from tenantgate.column_classes"
-            )
-        ).fetchall()
-        scopes = await (
-            await conn.execute("select scope, max_class from tenantgate.scope_classes")
-        ).fetchall()
-    return DataPolicy(columns=dict(cols), scopes=dict(scopes))

@@ -30,6 +30,11 @@ grant execute on function
   tenantgate.upstream_outcome(uuid, uuid, text, bigint, integer, bigint, integer, text)
   to tenantgate_mediator;
 grant select on tenantgate.tool_definitions to tenantgate_mediator;
+-- The gate shapes results (SQL tools) and hands the HTTP half the session's ceiling: the mediator
+-- no longer reads the data classes itself.
+revoke select on tenantgate.column_classes, tenantgate.scope_classes from tenantgate_mediator;
+drop policy if exists mediator_read on tenantgate.column_classes;
+drop policy if exists mediator_read on tenantgate.scope_classes;
 
 grant select on tenantgate.tool_definitions, tenantgate.tool_applications,
   tenantgate.tool_requests, tenantgate.denials, tenantgate.denial_buckets,

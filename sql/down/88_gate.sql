@@ -38,6 +38,12 @@ grant execute on function
   tenantgate.current_upstream_credential()
   to tenantgate_mediator;
 
+grant select on tenantgate.column_classes, tenantgate.scope_classes to tenantgate_mediator;
+create policy mediator_read on tenantgate.column_classes for select to tenantgate_mediator
+  using (true);
+create policy mediator_read on tenantgate.scope_classes for select to tenantgate_mediator
+  using (true);
+
 reset role;
 -- The generated tool functions go with their schema.
 drop schema if exists tenantgate_tools cascade;

@@ -5,8 +5,8 @@
 -- SECURITY DEFINER functions granted to it (PUBLIC's EXECUTE is 05_definer_public_execute's).
 -- Allowed are only:
 --   * in schema tenantgate: SELECT and INSERT on session_messages (its own session's history),
---     SELECT on the data-class tables column_classes and scope_classes and on tool_definitions
---     (parameter schemas, not tenant data);
+--     SELECT on tool_definitions (parameter schemas and HTTP specs, not tenant data); data
+--     classes are the gate's business, so column_classes and scope_classes are not the mediator's;
 --   * NOTHING on an enrolled table (one with the tenantgate_isolation policy): tenant rows reach
 --     the mediator only through tenantgate.call_tool, admitted, charged and audited;
 --   * elsewhere: SELECT, INSERT, UPDATE or DELETE on a table with row-level security enabled and
@@ -83,8 +83,6 @@ judged as (
           and (rp.nspname <> 'tenantgate'
                or (rp.relname, rp.privilege_type) in (('session_messages', 'SELECT'),
                                                       ('session_messages', 'INSERT'),
-                                                      ('column_classes', 'SELECT'),
-                                                      ('scope_classes', 'SELECT'),
                                                       ('tool_definitions', 'SELECT')))
          ) as covered,
          -- and enforced (for the mediator, which owns nothing, enabled is enough; FORCE for the

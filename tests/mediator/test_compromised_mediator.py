@@ -194,6 +194,8 @@ def test_no_function_that_takes_a_cost_a_decision_or_an_approval_is_executable(
         "select * from tenantgate.approvals",
         "select * from tenantgate.tool_requests",
         "select * from tenantgate.denials",
+        "select * from tenantgate.column_classes",
+        "update tenantgate.scope_classes set max_class = 'sensitive'",
         "update tenantgate.approvals set status = 'approved'",
         "insert into tenantgate.audit_log (org_id, seq, decision, prev_hash, row_hash)"
         " values (gen_random_uuid(), 1, 'allowed', '\\x00', '\\x00')",
