@@ -28,7 +28,7 @@ test-citus: $(STAMP) ## the gate on a Citus coordinator + 2 workers (needs citus
 	TENANTGATE_TEST_CITUS=1 $(BIN)/pytest -q tests/citus
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check mediator cli authz tests bench migrations
+	$(BIN)/ruff check tenantgate tests bench migrations
 	$(BIN)/mypy
 
 demo: $(STAMP) ## the main job: embedded PostgreSQL + seeded tenants + the MCP mediator over HTTP

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORDS = {
@@ -137,7 +137,9 @@ def create_database(server: pgserver.RunningServer, prefix: str = "bench") -> Be
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     auth = server.user + (f":{server.password}" if server.password else "")
     migrate(f"postgresql://{auth}@{server.host}:{server.port}/{name}")
-    from cli.demo_schema import install_demo  # the demo schema is not a migration any more
+    from tenantgate.cli.demo_schema import (
+        install_demo,  # the demo schema is not a migration any more
+    )
 
     with psycopg.connect(server.dsn(name), autocommit=True) as conn:
         install_demo(conn)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from mediator.demo_data import CATALOG
+from tenantgate.mediator.demo_data import CATALOG
 
 # A session's secret is derived from its customer id, so a client can rebuild it without a lookup.
 SECRET_PREFIX = "bench-secret-"

@@ -37,7 +37,7 @@ from bench._common import (
     create_database,
     print_result,
 )
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 SET_CONTEXT = (
     "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"

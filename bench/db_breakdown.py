@@ -23,7 +23,7 @@ from bench._common import (
     run_script,
     summary_ms,
 )
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 Params = Callable[[_world.Tenant, int], tuple[object, ...]]
 STATEMENTS: list[tuple[str, str, Params]] = [

@@ -39,13 +39,13 @@ from bench._common import (
     summary_ms,
 )
 from bench._wire import WireCounter
-from cli import pgserver
-from mediator.db import make_pool
-from mediator.demo_data import ALL_SCOPES, seed
-from mediator.service import Mediator
-from mediator.sessions import SessionManager
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.cli import pgserver
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.demo_data import ALL_SCOPES, seed
+from tenantgate.mediator.service import Mediator
+from tenantgate.mediator.sessions import SessionManager
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 
 ISSUER = "https://bench.invalid"
 AUDIENCE = "http://127.0.0.1:8765/mcp"

@@ -27,10 +27,10 @@ if __package__ in (None, ""):
 import httpx
 import psycopg
 
-from cli.demo import _free_port, setup
-from mediator.db import make_pool
-from mediator.gate import Gate
-from mediator.tokens import TokenVerifier
+from tenantgate.cli.demo import _free_port, setup
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.tokens import TokenVerifier
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/http_tool_overhead.py [--smoke] [--calls 2000]
 
-Both sides call the same fake billing API on loopback (mediator/fake_upstream.py), GET
+Both sides call the same fake billing API on loopback (tenantgate/mediator/fake_upstream.py), GET
 /v1/billing/status, one pooled keep-alive client each, interleaved call by call so that machine
 noise hits both alike. Three paths, side by side:
 
@@ -10,7 +10,7 @@ noise hits both alike. Three paths, side by side:
 - ``executor``: ``call_http_tool`` with the key already decrypted: egress check, DNS pin (an IP
   literal here, so no lookup), the request, streamed capped read, scrub, projection and shaping;
 - ``executor+decrypt``: the same, the key unsealed from its pgcrypto ciphertext in the call, as the
-  gate does it (mediator/secrets.py).
+  gate does it (tenantgate/mediator/secrets.py).
 
 No database is involved: the gate's own cost is bench/gate_overhead.py. Prints p50/p99 per path
 and the ratios executor/bare and executor+decrypt/bare.
@@ -32,13 +32,13 @@ if __package__ in (None, ""):  # `python bench/http_tool_overhead.py`: make the 
 import httpx
 
 from bench._common import Result, print_result, summary_ms
-from mediator import secrets as customer_secrets
-from mediator.fake_upstream import FakeBilling
-from mediator.http_call import call_http_tool
-from mediator.http_tools import load_http_tools
-from mediator.keys import FileKeyProvider, Secret, generate_key_material
-from mediator.shaping import DataPolicy
-from mediator.upstream import EgressPolicy, UpstreamClient
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.http_call import call_http_tool
+from tenantgate.mediator.http_tools import load_http_tools
+from tenantgate.mediator.keys import FileKeyProvider, Secret, generate_key_material
+from tenantgate.mediator.shaping import DataPolicy
+from tenantgate.mediator.upstream import EgressPolicy, UpstreamClient
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = Secret("sk_live_bench_5d41402abc4b2a76b9719d911017c592")

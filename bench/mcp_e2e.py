@@ -41,7 +41,7 @@ from bench._common import REPO, Result, create_database, run_script
 from bench._common import summary_ms as _summary
 from bench._http import McpConnection
 from bench.gate_overhead import AUDIENCE, ISSUER, Harness
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 TOOLBOX_VERSION = "1.12.0"
 TOOLBOX_PACKAGE = f"@toolbox-sdk/server-linux-x64@{TOOLBOX_VERSION}"
@@ -144,7 +144,7 @@ def tenantgate_server(h: Harness, tmp: Path, workers: int) -> Iterator[Server]:
     command = [
         sys.executable,
         "-m",
-        "cli.serve",
+        "tenantgate.cli.serve",
         "--transport",
         "http",
         "--port",

@@ -30,13 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg import sql
 from pydantic import SecretStr
 
-from cli.demo import ROLES, _migrate
-from mediator.db import make_pool
-from mediator.demo_data import ALL_SCOPES, seed
-from mediator.gate import Gate
-from mediator.sessions import SessionManager
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.cli.demo import ROLES, _migrate
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.demo_data import ALL_SCOPES, seed
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.sessions import SessionManager
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = "list_tickets"
@@ -191,7 +191,7 @@ def main() -> None:
     if args.dsn:
         su = args.dsn
     else:
-        from cli import pgserver
+        from tenantgate.cli import pgserver
 
         server = pgserver.start_embedded({"fsync": "off", "synchronous_commit": "off"})
         su = server.dsn()
@@ -217,7 +217,7 @@ def main() -> None:
                     sql.Identifier(dbname)
                 )
             )
-    from cli.demo_schema import install_demo
+    from tenantgate.cli.demo_schema import install_demo
 
     with psycopg.connect(db_su, autocommit=True) as conn:
         install_demo(conn)
@@ -282,7 +282,7 @@ def main() -> None:
         "TENANTGATE_HTTP_PORT": str(port),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.serve", "--transport", "http"],
+        [sys.executable, "-m", "tenantgate.cli.serve", "--transport", "http"],
         env=env,
         cwd=REPO,
         stderr=subprocess.DEVNULL,

@@ -16,8 +16,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mediator import secrets as customer_secrets
-from mediator.keys import FileKeyProvider, Secret, generate_key_material
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.keys import FileKeyProvider, Secret, generate_key_material
 from tests.pg import DatabaseFactory, TestDatabase, throwaway_server
 
 

@@ -36,7 +36,7 @@ from bench._common import (
     run_threads,
     summary_ms,
 )
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 SET_CONTEXT = (
     "select set_config('app.org_id', %s, true), set_config('app.customer_id', %s, true),"

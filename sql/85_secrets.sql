@@ -8,7 +8,7 @@
 -- tenant, so no argument can name another tenant's key.
 --
 -- Only ciphertext leaves the database: decryption happens in the mediator's memory
--- (mediator/secrets.py), so no key is ever sent to SQL.
+-- (tenantgate/mediator/secrets.py), so no key is ever sent to SQL.
 
 set local role tenantgate_owner;
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cli import pgserver
+from tenantgate.cli import pgserver
 from tests.pg import DatabaseFactory, TestDatabase, throwaway_server
 
 

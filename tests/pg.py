@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 REPO = Path(__file__).resolve().parent.parent
 ROLE_PASSWORDS = {
@@ -174,7 +174,7 @@ class DatabaseFactory:
             url_for(self.server, self.template), os.environ.get("TENANTGATE_TEST_REVISION", "head")
         )
         if os.environ.get("TENANTGATE_TEST_REVISION", "head") == "head":
-            from cli.demo_schema import install_demo
+            from tenantgate.cli.demo_schema import install_demo
 
             with psycopg.connect(self.server.dsn(self.template), autocommit=True) as conn:
                 install_demo(conn)

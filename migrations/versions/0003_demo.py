@@ -1,7 +1,7 @@
 """Formerly the demo schema; now a no-op.
 
 The demo schema left the production migrations in 0006: a DBA's `db upgrade` no longer creates it.
-`tenantgate demo` and the tests install it from sql/demo/ (see cli/demo_schema.py).
+`tenantgate demo` and the tests install it from sql/demo/ (see tenantgate/cli/demo_schema.py).
 
 Revision ID: 0003
 Revises: 0002

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.demo_data import seed
-from mediator.http import HttpApp
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner
+from tenantgate.mediator.demo_data import seed
+from tenantgate.mediator.http import HttpApp
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner
 from tests.authz.stack import (
     Browser,
     Stack,

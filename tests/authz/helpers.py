@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from authz.redirects import s256
+from tenantgate.authz.redirects import s256
 from tests.authz.stack import Browser, Stack, query
 
 REDIRECT = "http://127.0.0.1:9/callback"

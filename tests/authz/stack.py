@@ -17,12 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import uvicorn
 
-from authz.app import AuthzServer
-from authz.server import build
-from authz.settings import AuthzSettings
-from mediator.demo_data import World
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner
+from tenantgate.authz.app import AuthzServer
+from tenantgate.authz.server import build
+from tenantgate.authz.settings import AuthzSettings
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner
 
 
 def bound_socket() -> socket.socket:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from authz.cimd import ClientDocumentError, DocumentFetcher
+from tenantgate.authz.cimd import ClientDocumentError, DocumentFetcher
 from tests.authz.stack import bound_socket, serve
 from tests.authz.tls import localhost_cert
 

@@ -61,7 +61,7 @@ async def test_demo_prints_the_connector_url_and_the_sdk_client_gets_a_token_thr
 ) -> None:
     errors = (tmp_path / "demo.stderr").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.demo", "--port", "0"],
+        [sys.executable, "-m", "tenantgate.cli.demo", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True,
     )
     person, storage = Person(), MemoryStorage()

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.discovery import Challenges
-from mediator.http import HttpApp
-from mediator.settings import Settings
+from tenantgate.mediator.discovery import Challenges
+from tenantgate.mediator.http import HttpApp
+from tenantgate.mediator.settings import Settings
 from tests.authz.conftest import running_stack
 from tests.authz.helpers import get_code, redeem, register, token, works
 from tests.authz.stack import Browser, Stack, bound_socket, serve
@@ -127,7 +127,7 @@ def test_a_token_without_a_required_scope_is_403_insufficient_scope_naming_it(
 
 
 def test_metadata_omits_an_authorization_server_that_is_no_url() -> None:
-    from mediator.discovery import authorization_servers
+    from tenantgate.mediator.discovery import authorization_servers
 
     assert authorization_servers(Settings(issuer="tenantgate-demo")) == []
     assert authorization_servers(Settings(issuer="https://as.example")) == ["https://as.example"]

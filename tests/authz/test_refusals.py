@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from authz.cimd import ClientDocumentError, DocumentFetcher, address_allowed
+from tenantgate.authz.cimd import ClientDocumentError, DocumentFetcher, address_allowed
 from tests.authz.helpers import (
     REDIRECT,
     authorize_url,
@@ -115,7 +115,7 @@ def test_code_redeemed_for_another_resource_is_refused(stack: Stack, browser: Br
 def test_token_for_another_audience_is_refused_by_the_mediator(
     stack: Stack, browser: Browser
 ) -> None:
-    from mediator.tokens import TokenVerifier
+    from tenantgate.mediator.tokens import TokenVerifier
 
     client_id = register(stack)
     code, verifier = get_code(stack, browser, client_id)

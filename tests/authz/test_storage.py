@@ -7,7 +7,7 @@ import hashlib
 import psycopg
 import pytest
 
-from mediator.tokens import TokenVerifier
+from tenantgate.mediator.tokens import TokenVerifier
 from tests.authz.helpers import get_code, redeem, register, token
 from tests.authz.stack import Browser, Stack
 from tests.pg import TestDatabase

@@ -1,6 +1,6 @@
 """A throwaway Citus cluster: a coordinator and two workers on loopback, as an unprivileged user.
 
-Each node is a private Debian PostgreSQL 15 server (cli/pgserver.py) started with
+Each node is a private Debian PostgreSQL 15 server (tenantgate/cli/pgserver.py) started with
 `shared_preload_libraries = 'citus'`. The cluster is migrated the way the README tells a DBA to:
 `db upgrade` on the coordinator with DDL propagation off (the sql/ files act as the NOLOGIN owner,
 which Citus cannot use to reach the workers), then `db distribute`.
@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from cli import pgserver
-from cli.demo_schema import install_demo
+from tenantgate.cli import pgserver
+from tenantgate.cli.demo_schema import install_demo
 from tests.pg import TestDatabase, migrate, url_for
 
 DATABASE = "tenantgate"

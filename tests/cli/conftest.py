@@ -10,7 +10,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from cli.main import app
+from tenantgate.cli.main import app
 from tests.pg import TestDatabase
 
 CLEAN_ENV = {"DATABASE_URL": None, "TENANTGATE_DSN": None, "TENANTGATE_DEV_HS256_SECRET": None,

@@ -87,8 +87,8 @@ def test_session_open_prints_only_the_token_and_it_unlocks_the_trust_check(
     assert claims["scope"] == "read:tickets"
     assert claims["exp"] - claims["iat"] == 600
     assert claims["tg_sid"] in result.stderr
-    from mediator.settings import Settings
-    from mediator.tokens import TokenVerifier
+    from tenantgate.mediator.settings import Settings
+    from tenantgate.mediator.tokens import TokenVerifier
 
     public_file = key_file.with_suffix(".pub")
     public_file.write_bytes(public_key.public_bytes(
@@ -316,8 +316,8 @@ def test_session_longer_than_the_mediator_accepts_is_refused(
 
 def test_session_token_in_development_mode_verifies_with_the_mediator(
         database: TestDatabase, tenant: factories.Tenant) -> None:
-    from mediator.settings import Settings
-    from mediator.tokens import TokenVerifier
+    from tenantgate.mediator.settings import Settings
+    from tenantgate.mediator.tokens import TokenVerifier
 
     secret = "d" * 40
     result = run(["sessions", "open", str(tenant.org_id), "--operator", str(tenant.operator_id),

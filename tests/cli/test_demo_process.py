@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 def start(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.demo", *args],
+        [sys.executable, "-m", "tenantgate.cli.demo", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -91,7 +91,7 @@ def test_the_demo_prints_how_to_connect_and_cleans_up_on_a_signal(
     assert text.count("npx -y @modelcontextprotocol/inspector@2 --cli") == 2
     snippet = json.loads(text.split("claude_desktop_config.json:\n", 1)[1].split("\n\n")[0])
     server = snippet["mcpServers"]["tenantgate-demo-acme"]
-    assert server["args"] == ["-m", "cli.serve", "--transport", "stdio"]
+    assert server["args"] == ["-m", "tenantgate.cli.serve", "--transport", "stdio"]
     workdir = Path(server["env"]["TENANTGATE_JWT_PUBLIC_KEY_FILE"]).parent
     operator_dsn = re.search(r"approvals list Northwind --dsn '([^']+)'", text)
     assert operator_dsn is not None

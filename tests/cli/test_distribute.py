@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.citus_plan import NeedsRedesign, without_subselects
+from tenantgate.cli.citus_plan import NeedsRedesign, without_subselects
 from tests.cli.conftest import Invoke
 
 

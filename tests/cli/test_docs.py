@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.keys import generate_key_material
+from tenantgate.mediator.keys import generate_key_material
 from tests.cli.conftest import ok, run
 from tests.pg import TestDatabase
 

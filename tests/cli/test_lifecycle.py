@@ -165,7 +165,7 @@ def test_other_orgs_names_do_not_resolve_across_orgs(admin: Invoke,
 def test_every_command_has_help_with_an_example(admin: Invoke) -> None:
     from typer.main import get_command
 
-    from cli.main import app
+    from tenantgate.cli.main import app
     from tests.cli.conftest import run
 
     root = get_command(app)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cli import lints
+from tenantgate.cli import lints
 from tests.cli.conftest import Invoke, ok, run
 from tests.pg import TestDatabase
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mediator.keys import generate_key_material
+from tenantgate.mediator.keys import generate_key_material
 from tests import factories
 from tests.cli.conftest import Invoke, as_json, ok
 from tests.pg import TestDatabase

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediator.keys import FileKeyProvider
+from tenantgate.mediator.keys import FileKeyProvider
 from tests import factories
 from tests.cli.conftest import Invoke, as_json, ok, run
 from tests.pg import TestDatabase

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo_schema import DEMO_TOOLS
+from tenantgate.cli.demo_schema import DEMO_TOOLS
 from tests import factories
 from tests.cli.conftest import Invoke, as_json, ok
 from tests.pg import TestDatabase

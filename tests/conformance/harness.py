@@ -103,7 +103,7 @@ def _serve(app: Any, port: int) -> uvicorn.Server:
 
 
 def main() -> int:
-    from cli.demo import setup, start_http_thread
+    from tenantgate.cli.demo import setup, start_http_thread
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

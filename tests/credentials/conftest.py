@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cli import pgserver
-from mediator import secrets as customer_secrets
-from mediator.keys import FileKeyProvider, Secret, generate_key_material
+from tenantgate.cli import pgserver
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.keys import FileKeyProvider, Secret, generate_key_material
 from tests.pg import DatabaseFactory, TestDatabase
 
 LOGGED_CONFIG = {

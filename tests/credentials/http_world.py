@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mediator.fake_upstream import FakeBilling
-from mediator.http_call import HttpOutcome, KeySource, call_http_tool
-from mediator.http_tools import HttpSection, HttpToolSpec, load_http_tools
-from mediator.keys import Secret
-from mediator.shaping import DataPolicy
-from mediator.upstream import EgressPolicy, UpstreamClient
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.http_call import HttpOutcome, KeySource, call_http_tool
+from tenantgate.mediator.http_tools import HttpSection, HttpToolSpec, load_http_tools
+from tenantgate.mediator.keys import Secret
+from tenantgate.mediator.shaping import DataPolicy
+from tenantgate.mediator.upstream import EgressPolicy, UpstreamClient
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = load_http_tools((REPO / "tools" / "billing.yaml").read_text(encoding="utf-8"))

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from mediator.demo_billing import start_demo_billing
-from mediator.fake_upstream import PROMPT_INJECTION
-from mediator.upstream import EgressPolicy, UpstreamClient
+from tenantgate.mediator.demo_billing import start_demo_billing
+from tenantgate.mediator.fake_upstream import PROMPT_INJECTION
+from tenantgate.mediator.upstream import EgressPolicy, UpstreamClient
 from tests.credentials.http_world import TOOLS, call
 
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from mediator import errors as E
-from mediator.fake_upstream import FakeBilling
-from mediator.keys import Secret
-from mediator.pinning import is_special
-from mediator.upstream import EgressDeniedError, EgressPolicy, UpstreamClient
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.keys import Secret
+from tenantgate.mediator.pinning import is_special
+from tenantgate.mediator.upstream import EgressDeniedError, EgressPolicy, UpstreamClient
 from tests.credentials.http_world import ACCOUNTS, ACME_KEY, TOOLS, call
 
 STATUS = TOOLS["get_billing_status"]
@@ -213,7 +213,7 @@ def test_a_request_that_skips_pinning_is_refused_by_the_hook(fake: FakeBilling) 
 
 
 def test_an_ip_literal_entry_allows_exactly_its_own_special_address() -> None:
-    from mediator.egress import EgressRule
+    from tenantgate.mediator.egress import EgressRule
 
     policy = EgressPolicy.parse("http://[0:0::1]:8080,http://127.0.0.1:8080")
     v6 = EgressRule("http", "0:0::1", 8080)

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mediator import errors as E
-from mediator.fake_upstream import FakeBilling
-from mediator.upstream import EgressPolicy, UpstreamClient
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.upstream import EgressPolicy, UpstreamClient
 from tests.credentials.http_world import ACCOUNTS, ACME_KEY, TOOLS, call
 
 NAME = "billing.test"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mediator import pgp
+from tenantgate.mediator import pgp
 
 KEY = "gpg-interop-key-0123456789abcdefghijklmnop"
 GPG = shutil.which("gpg")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from mediator import errors as E
-from mediator.fake_upstream import FakeBilling, Fault, key_id
-from mediator.http_call import HttpOutcome
-from mediator.keys import Secret
-from mediator.upstream import UpstreamClient
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.fake_upstream import FakeBilling, Fault, key_id
+from tenantgate.mediator.http_call import HttpOutcome
+from tenantgate.mediator.keys import Secret
+from tenantgate.mediator.upstream import UpstreamClient
 from tests.credentials.http_world import (
     ACCOUNTS,
     ACME_KEY,
@@ -172,7 +172,7 @@ def test_a_side_effect_is_never_retried_on_timeout(fake: FakeBilling) -> None:
 
 
 def test_a_side_effect_tool_that_asks_for_retries_is_refused() -> None:
-    from mediator.http_tools import ToolFileError
+    from tenantgate.mediator.http_tools import ToolFileError
 
     with pytest.raises(ToolFileError, match="side effects are never retried"):
         tool("create_credit_note", limits={"retries": 1})
@@ -316,8 +316,8 @@ def test_32_interleaved_calls_of_two_customers_each_use_only_their_own_key(
 
 
 def test_a_key_that_does_not_decrypt_is_a_clear_error_before_any_call(fake: FakeBilling) -> None:
-    from mediator import secrets as customer_secrets
-    from mediator.keys import FileKeyProvider, generate_key_material
+    from tenantgate.mediator import secrets as customer_secrets
+    from tenantgate.mediator.keys import FileKeyProvider, generate_key_material
 
     sealed_with = FileKeyProvider({"k1": generate_key_material()}, "k1")
     other = FileKeyProvider({"k1": generate_key_material(), "k2": generate_key_material()}, "k1")
@@ -337,7 +337,7 @@ def test_a_key_that_does_not_decrypt_is_a_clear_error_before_any_call(fake: Fake
 def test_injected_instructions_from_the_upstream_are_returned_not_followed(
     fake: FakeBilling,
 ) -> None:
-    from mediator.fake_upstream import PROMPT_INJECTION
+    from tenantgate.mediator.fake_upstream import PROMPT_INJECTION
 
     fake.inject("/v1/billing/status", Fault(injection=True))
     result = run(call(fake, STATUS)).result

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mediator.errors import InvalidArguments
-from mediator.http_tools import HttpSection, HttpToolSpec, ToolFileError, load_http_tools
+from tenantgate.mediator.errors import InvalidArguments
+from tenantgate.mediator.http_tools import HttpSection, HttpToolSpec, ToolFileError, load_http_tools
 from tests.credentials.http_world import REPO, TOOLS
 
 
@@ -117,7 +117,7 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     import email.utils
     import time
 
-    from mediator.http_call import _retry_after_seconds
+    from tenantgate.mediator.http_call import _retry_after_seconds
 
     assert _retry_after_seconds("3") == 3.0
     assert _retry_after_seconds(None) is None

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from mediator import keys as keymod
-from mediator.keys import FileKeyProvider, KeyConfigError, KeyProvider, Secret, UnknownKeyError
-from mediator.secrets import SecretInputError, read_secret_input
+from tenantgate.mediator import keys as keymod
+from tenantgate.mediator.keys import (
+    FileKeyProvider,
+    KeyConfigError,
+    KeyProvider,
+    Secret,
+    UnknownKeyError,
+)
+from tenantgate.mediator.secrets import SecretInputError, read_secret_input
 
 MATERIAL_1 = "m1-" + "a" * 40
 MATERIAL_2 = "m2-" + "b" * 40

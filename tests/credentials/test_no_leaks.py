@@ -17,12 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from cli import pgserver
-from mediator import pgp
-from mediator import secrets as customer_secrets
-from mediator.fake_upstream import FakeBilling
-from mediator.keys import FileKeyProvider, Secret, UnknownKeyError
-from mediator.upstream import ConnectorTarget, EgressPolicy, UpstreamError, call_upstream
+from tenantgate.cli import pgserver
+from tenantgate.mediator import pgp
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.keys import FileKeyProvider, Secret, UnknownKeyError
+from tenantgate.mediator.upstream import ConnectorTarget, EgressPolicy, UpstreamError, call_upstream
 from tests.credentials import conftest
 from tests.credentials.conftest import World, build_world
 from tests.pg import TestDatabase

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediator import pgp
+from tenantgate.mediator import pgp
 
 KEY = b"unit-test-key-0123456789abcdefghijklmnopqrstu"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from mediator import pgp
+from tenantgate.mediator import pgp
 
 KEY = "interop-test-key-0123456789abcdefghijklmnop"
 PAYLOADS = {

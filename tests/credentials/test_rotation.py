@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from mediator import secrets as customer_secrets
-from mediator.keys import FileKeyProvider, Secret, UnknownKeyError
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.keys import FileKeyProvider, Secret, UnknownKeyError
 from tests.pg import TestDatabase
 
 Conn = psycopg.Connection[tuple[object, ...]]

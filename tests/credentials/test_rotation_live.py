@@ -9,11 +9,11 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import tuple_row
 
-from mediator import secrets as customer_secrets
-from mediator.fake_upstream import FakeBilling
-from mediator.http_call import call_http_tool
-from mediator.keys import FileKeyProvider, Secret, generate_key_material
-from mediator.upstream import EgressPolicy, UpstreamClient
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.http_call import call_http_tool
+from tenantgate.mediator.keys import FileKeyProvider, Secret, generate_key_material
+from tenantgate.mediator.upstream import EgressPolicy, UpstreamClient
 from tests.cli.conftest import ok, run
 from tests.credentials.conftest import Customer, World, build_world
 from tests.credentials.http_world import POLICY, TOOLS

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from mediator import pgp
-from mediator import secrets as customer_secrets
-from mediator.keys import FileKeyProvider, Secret, UnknownKeyError
+from tenantgate.mediator import pgp
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.keys import FileKeyProvider, Secret, UnknownKeyError
 from tests.credentials.conftest import Customer, World, build_world
 from tests.pg import TestDatabase
 

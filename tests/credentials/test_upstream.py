@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mediator.fake_upstream import FakeBilling
-from mediator.keys import Secret
-from mediator.upstream import (
+from tenantgate.mediator.fake_upstream import FakeBilling
+from tenantgate.mediator.keys import Secret
+from tenantgate.mediator.upstream import (
     REDACTED,
     ConnectorTarget,
     EgressDeniedError,

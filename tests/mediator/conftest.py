@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.db import make_pool
-from mediator.demo_data import ALL_SCOPES, World, seed
-from mediator.gate import Gate
-from mediator.sessions import OpenedSession, SessionManager
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.demo_data import ALL_SCOPES, World, seed
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.sessions import OpenedSession, SessionManager
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 from tests.pg import TestDatabase
 
 ISSUER = "https://backend.test"
@@ -110,7 +110,7 @@ def http_url(settings: Settings) -> Iterator[str]:
 
     import uvicorn
 
-    from mediator.http import HttpApp
+    from tenantgate.mediator.http import HttpApp
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -142,9 +142,9 @@ def http_url(settings: Settings) -> Iterator[str]:
 
 def apply_extra_tools(database: TestDatabase, tools_yaml: str) -> None:
     """Apply the demo tools file plus `tools_yaml`, as a DBA would (`tenantgate tools apply`)."""
-    from cli.demo_schema import DEMO_TOOLS
-    from cli.toolfile import compile as toolfile_compile
-    from cli.toolfile.spec import load, loads
+    from tenantgate.cli.demo_schema import DEMO_TOOLS
+    from tenantgate.cli.toolfile import compile as toolfile_compile
+    from tenantgate.cli.toolfile.spec import load, loads
 
     with database.connect(autocommit=True) as conn:
         toolfile_compile.apply(conn, [load(DEMO_TOOLS), loads(tools_yaml.encode(), "<test>")])

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from mediator.demo_data import World
-from mediator.tokens import Claims, TokenVerifier
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.tokens import Claims, TokenVerifier
 from tests.mediator.conftest import OpenFn
 from tests.pg import TestDatabase
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from mediator import errors as E
-from mediator.approvals import Approvals, OwnRequest
-from mediator.demo_data import World
-from mediator.gate import Gate
-from mediator.history import History
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.approvals import Approvals, OwnRequest
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.history import History
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 from tests.mediator.conftest import OpenFn, apply_extra_tools, set_catalog, tool_names
 from tests.pg import TestDatabase
 
@@ -491,7 +491,7 @@ async def test_refusals_never_poison_a_pooled_connection(
     open_session: OpenFn,
     database: TestDatabase,
 ) -> None:
-    from mediator.db import make_pool
+    from tenantgate.mediator.db import make_pool
 
     set_catalog(
         database, world.northwind.org_id, "get_subscription", rate_burst=2, rate_per_second=0.5

@@ -147,7 +147,7 @@ async def test_tenantgate_serve_http_answers_the_sdk_client(
     cmd = [
         sys.executable,
         "-m",
-        "cli.serve",
+        "tenantgate.cli.serve",
         "--transport",
         "http",
         "--port",
@@ -184,7 +184,7 @@ async def test_tenantgate_serve_http_answers_the_sdk_client(
 
 
 def test_host_and_origin_allowlists_are_exact() -> None:
-    from mediator.http import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, _patterns
+    from tenantgate.mediator.http import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, _patterns
 
     hosts, origins = _patterns(LOOPBACK_HOSTS), _patterns(LOOPBACK_ORIGINS)
     for ok in ("127.0.0.1:8765", "localhost", "LOCALHOST:1", "[::1]:443"):

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from mediator import errors as E
-from mediator import secrets as customer_secrets
-from mediator.demo_data import World
-from mediator.fake_upstream import FakeBilling, Fault, key_id
-from mediator.gate import Gate
-from mediator.keygen import write_new_key
-from mediator.keys import FileKeyProvider, Secret
-from mediator.tokens import TokenVerifier
+from tenantgate.mediator import errors as E
+from tenantgate.mediator import secrets as customer_secrets
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.fake_upstream import FakeBilling, Fault, key_id
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.keygen import write_new_key
+from tenantgate.mediator.keys import FileKeyProvider, Secret
+from tenantgate.mediator.tokens import TokenVerifier
 from tests.mediator.conftest import OpenFn, apply_extra_tools
 from tests.pg import TestDatabase
 
@@ -234,7 +234,7 @@ async def test_no_key_nor_session_secret_reaches_the_server_log_with_log_stateme
     import time
     import uuid
 
-    from mediator.db import make_pool
+    from tenantgate.mediator.db import make_pool
     from tests.credentials.conftest import server_log
 
     with database.connect(autocommit=True) as su:
@@ -297,8 +297,8 @@ async def test_an_upstream_failure_is_reported_as_upstream_error_not_as_a_generi
     upstream: FakeBilling,
     billing: FileKeyProvider,
 ) -> None:
-    from mediator.observe import decision_of
-    from mediator.service import Mediator
+    from tenantgate.mediator.observe import decision_of
+    from tenantgate.mediator.service import Mediator
 
     upstream.inject("/v1/billing/status", *[Fault(status=503)] * 5)
     acme = verifier.verify(open_session("Acme").token)

@@ -13,9 +13,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.errors import TokenError
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.mediator.errors import TokenError
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 
 ISS, AUD = "https://idp.test", "http://127.0.0.1:8765/mcp"
 

@@ -7,7 +7,7 @@ import logging
 import httpx
 import pytest
 
-from mediator.demo_data import World
+from tenantgate.mediator.demo_data import World
 from tests.mediator.conftest import OpenFn
 from tests.mediator.test_http import mcp_client
 from tests.pg import TestDatabase

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from mediator.logs import JsonFormatter, TextFormatter, configure
+from tenantgate.mediator.logs import JsonFormatter, TextFormatter, configure
 from tests.mediator.conftest import OpenFn
 from tests.pg import TestDatabase
 
@@ -176,10 +176,15 @@ def test_log_level_and_format_settings_apply() -> None:
 def test_upstream_calls_are_counted_by_outcome() -> None:
     import asyncio
 
-    from mediator.fake_upstream import FakeBilling
-    from mediator.keys import Secret
-    from mediator.observe import exposition
-    from mediator.upstream import ConnectorTarget, EgressDeniedError, EgressPolicy, call_upstream
+    from tenantgate.mediator.fake_upstream import FakeBilling
+    from tenantgate.mediator.keys import Secret
+    from tenantgate.mediator.observe import exposition
+    from tenantgate.mediator.upstream import (
+        ConnectorTarget,
+        EgressDeniedError,
+        EgressPolicy,
+        call_upstream,
+    )
 
     key = Secret("sk_test_metrics_0123456789abcdef")
 

@@ -13,10 +13,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from cli.demo_schema import DEMO_TOOLS
-from cli.toolfile import compile as toolfile_compile
-from cli.toolfile.spec import load
-from mediator.demo_data import World
+from tenantgate.cli.demo_schema import DEMO_TOOLS
+from tenantgate.cli.toolfile import compile as toolfile_compile
+from tenantgate.cli.toolfile.spec import load
+from tenantgate.mediator.demo_data import World
 from tests.mediator.conftest import OpenFn
 from tests.pg import TestDatabase
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mediator.settings import Settings
+from tenantgate.mediator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_process_is_not_dumpable_and_has_no_core_dumps_after_hardening() -> None:
     code = (
-        "import resource; from mediator.hardening import harden, is_dumpable;"
+        "import resource; from tenantgate.mediator.hardening import harden, is_dumpable;"
         "done = harden(); print(done['no_core_dumps'], done['not_dumpable'], is_dumpable(),"
         " resource.getrlimit(resource.RLIMIT_CORE))"
     )
@@ -46,7 +46,7 @@ def test_settings_never_print_the_database_password() -> None:
 
 def test_demo_scripted_plays_every_promise_and_exits_0() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "cli.demo", "--scripted", "--port", "0"],
+        [sys.executable, "-m", "tenantgate.cli.demo", "--scripted", "--port", "0"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ def test_serve_refuses_to_start_without_a_database_or_a_key() -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    cmd = [sys.executable, "-m", "cli.serve", "--transport", "http"]
+    cmd = [sys.executable, "-m", "tenantgate.cli.serve", "--transport", "http"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "TENANTGATE_DATABASE_URL" in out.stderr

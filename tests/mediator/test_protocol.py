@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from mediator.protocol import SUPPORTED_VERSIONS
+from tenantgate.mediator.protocol import SUPPORTED_VERSIONS
 from tests.mediator.conftest import OpenFn
 from tests.mediator.test_http import mcp_client
 

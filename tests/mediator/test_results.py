@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mediator.results import ok_result
-from mediator.settings import Settings
+from tenantgate.mediator.results import ok_result
+from tenantgate.mediator.settings import Settings
 from tests.mediator.conftest import OpenFn
 from tests.mediator.test_http import mcp_client
 

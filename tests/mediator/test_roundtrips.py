@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from mediator.db import make_pool
-from mediator.demo_data import World
-from mediator.gate import Gate
-from mediator.roundtrips import traced
-from mediator.tokens import TokenVerifier
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.roundtrips import traced
+from tenantgate.mediator.tokens import TokenVerifier
 from tests.mediator.conftest import OpenFn
 
 pytestmark = pytest.mark.anyio

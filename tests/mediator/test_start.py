@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cli.preflight import EXIT_DATABASE, EXIT_UNSAFE_ROLE, StartupError, check
+from tenantgate.cli.preflight import EXIT_DATABASE, EXIT_UNSAFE_ROLE, StartupError, check
 from tests.pg import TestDatabase
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def serve(transport: str, dsn: str, settings: Any) -> subprocess.CompletedProces
         TENANTGATE_JWT_PUBLIC_KEY_FILE=str(settings.jwt_public_key_file),
         TENANTGATE_TOKEN="a.b.c",
     )
-    cmd = [sys.executable, "-m", "cli.serve", "--transport", transport, "--port", "0"]
+    cmd = [sys.executable, "-m", "tenantgate.cli.serve", "--transport", transport, "--port", "0"]
     return subprocess.run(
         cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )

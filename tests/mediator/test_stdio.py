@@ -16,9 +16,9 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from mediator.demo_data import World
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.mediator.demo_data import World
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 from tests.mediator.conftest import OpenFn, set_catalog
 from tests.pg import TestDatabase
 
@@ -40,7 +40,7 @@ def params(settings: Settings, token: str) -> StdioServerParameters:
     )
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "cli.serve", "--transport", "stdio"],
+        args=["-m", "tenantgate.cli.serve", "--transport", "stdio"],
         env=env,
         cwd=str(REPO),
     )

@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mediator.errors import TokenError
-from mediator.settings import Settings
-from mediator.tokens import TokenSigner, TokenVerifier
+from tenantgate.mediator.errors import TokenError
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 
 ISS, AUD = "https://backend.test", "http://127.0.0.1:8765/mcp"
 

@@ -104,7 +104,7 @@ def test_the_installed_wheel_migrates_and_checks_a_database_away_from_the_checko
     assert shown.returncode == 0
     assert shown.stdout.strip() == f"tenantgate {version('tenantgate')}"
     where = subprocess.run(
-        [str(installed.parent / "python"), "-c", "import cli, sys; print(cli.__file__)"],
+        [str(installed.parent / "python"), "-c", "import tenantgate; print(tenantgate.__file__)"],
         capture_output=True,
         text=True,
         check=True,

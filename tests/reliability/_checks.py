@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediator.demo_data import World
+from tenantgate.mediator.demo_data import World
 
 # tool -> arguments used by the reliability runs; every one reads the session's customer only
 READS: dict[str, dict[str, Any]] = {

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli import pgserver
+from tenantgate.cli import pgserver
 
 
 def binary() -> str | None:

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mediator.db import make_pool
-from mediator.demo_data import ALL_SCOPES, World, seed
-from mediator.gate import Gate
-from mediator.sessions import OpenedSession, SessionManager
-from mediator.settings import Settings
-from mediator.tokens import Claims, TokenSigner, TokenVerifier
+from tenantgate.mediator.db import make_pool
+from tenantgate.mediator.demo_data import ALL_SCOPES, World, seed
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.sessions import OpenedSession, SessionManager
+from tenantgate.mediator.settings import Settings
+from tenantgate.mediator.tokens import Claims, TokenSigner, TokenVerifier
 from tests.pg import TestDatabase
 
 ISSUER = "https://backend.reliability.test"

@@ -18,14 +18,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from cli import pgserver
-from cli.demo_schema import install_demo
-from mediator import errors as E
-from mediator.demo_data import World, seed
-from mediator.gate import Gate
-from mediator.service import Mediator
-from mediator.sessions import SessionManager
-from mediator.tokens import TokenVerifier
+from tenantgate.cli import pgserver
+from tenantgate.cli.demo_schema import install_demo
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.demo_data import World, seed
+from tenantgate.mediator.gate import Gate
+from tenantgate.mediator.service import Mediator
+from tenantgate.mediator.sessions import SessionManager
+from tenantgate.mediator.tokens import TokenVerifier
 from tests.pg import ROLE_PASSWORDS, migrate, url_for
 from tests.reliability.conftest import Sessions, make_settings
 

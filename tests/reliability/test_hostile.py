@@ -28,14 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
-from cli.demo_schema import DEMO_TOOLS
-from cli.toolfile.spec import load
-from mediator import errors as E
-from mediator.demo_data import World, seed
-from mediator.http import HttpApp
-from mediator.service import REQUEST_KEY_META, Mediator
-from mediator.sessions import OpenedSession, SessionManager
-from mediator.tokens import REQUIRED, Claims, TokenSigner
+from tenantgate.cli.demo_schema import DEMO_TOOLS
+from tenantgate.cli.toolfile.spec import load
+from tenantgate.mediator import errors as E
+from tenantgate.mediator.demo_data import World, seed
+from tenantgate.mediator.http import HttpApp
+from tenantgate.mediator.service import REQUEST_KEY_META, Mediator
+from tenantgate.mediator.sessions import OpenedSession, SessionManager
+from tenantgate.mediator.tokens import REQUIRED, Claims, TokenSigner
 from tests.pg import DatabaseFactory
 from tests.reliability._checks import foreign_rows
 from tests.reliability.conftest import make_settings

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from cli import pgserver
-from mediator.demo_data import World
+from tenantgate.cli import pgserver
+from tenantgate.mediator.demo_data import World
 from tests.factories import Tenant, open_session
 from tests.pg import ROLE_PASSWORDS, TestDatabase
 from tests.reliability import _pgbouncer

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from bench._http import McpConnection
-from cli import pgserver
-from mediator.demo_data import World
+from tenantgate.cli import pgserver
+from tenantgate.mediator.demo_data import World
 from tests.pg import REPO, TestDatabase
 from tests.reliability._checks import READS, foreign_rows
 from tests.reliability.conftest import AUDIENCE, ISSUER, Sessions
@@ -62,8 +62,9 @@ def test_soak_32_clients_for_minutes_zero_errors_flat_memory(
     }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
+        serve = [sys.executable, "-m", "tenantgate.cli.serve", "--transport", "http"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.serve", "--transport", "http", "--port", str(port)],
+            [*serve, "--port", str(port)],
             env=env,
             cwd=REPO,
             stdout=out,

@@ -110,9 +110,9 @@ tools:
 def test_a_users_own_tool_over_an_enrolled_table_serves_only_the_sessions_customer(
     database: TestDatabase,
 ) -> None:
-    from cli.demo_schema import DEMO_TOOLS
-    from cli.toolfile import compile as toolfile_compile
-    from cli.toolfile.spec import load, loads
+    from tenantgate.cli.demo_schema import DEMO_TOOLS
+    from tenantgate.cli.toolfile import compile as toolfile_compile
+    from tenantgate.cli.toolfile.spec import load, loads
 
     mine, theirs = add_tenant(database, credits=10), add_tenant(database, credits=10)
     with database.connect(autocommit=True) as su:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.toolfile import statement as st
-from cli.toolfile.spec import Parameter, ToolFileError, loads
+from tenantgate.cli.toolfile import statement as st
+from tenantgate.cli.toolfile.spec import Parameter, ToolFileError, loads
 
 GOOD = """
 tools:
