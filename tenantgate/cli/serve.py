@@ -56,6 +56,13 @@ def serve(
     except (ValueError, OSError, httpx.HTTPError) as exc:
         typer.echo(f"tenantgate: token verification is not configured: {exc}", err=True)
         raise typer.Exit(1) from None
+    from tenantgate.mediator import tracing
+
+    try:
+        tracing.check(settings)
+    except tracing.TracingUnavailable as exc:
+        typer.echo(f"tenantgate: {exc}", err=True)
+        raise typer.Exit(1) from None
     from tenantgate.cli.preflight import StartupError, check
 
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tenantgate.mediator import errors as E
+from tenantgate.mediator import tracing
 from tenantgate.mediator.db import make_pool
 from tenantgate.mediator.gate import TOOL_NAME, Approver, Gate
 from tenantgate.mediator.results import ok_result
@@ -58,6 +59,7 @@ class Mediator:
     @classmethod
     async def start(cls, settings: Settings) -> Mediator:
         verifier = TokenVerifier(settings)
+        tracing.configure(settings)  # before the pool connects: psycopg spans need it first
         pool = make_pool(settings)
         await pool.open(wait=True)
         gate = Gate(pool, settings)
@@ -89,7 +91,8 @@ class Mediator:
 
     async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
         """The session's catalog; an invalid session lists nothing. Database errors propagate."""
-        return await self.gate.list_tools(claims)
+        with tracing.list_span(claims.org_id):
+            return await self.gate.list_tools(claims)
 
     async def call_tool(
         self,
@@ -100,6 +103,23 @@ class Mediator:
         approver: Approver | None = None,
     ) -> dict[str, Any]:
         """A CallToolResult as a dict; every failure is a tool error, never a protocol crash."""
+        if tracing.active():  # one span around the call; off, this check is all it costs
+            return await tracing.traced_call(
+                lambda: self._call_tool(claims, name, arguments, meta, approver),
+                name,
+                claims.org_id,
+                meta,
+            )
+        return await self._call_tool(claims, name, arguments, meta, approver)
+
+    async def _call_tool(
+        self,
+        claims: Claims,
+        name: Any,
+        arguments: Any,
+        meta: dict[str, Any] | None,
+        approver: Approver | None,
+    ) -> dict[str, Any]:
         key = (meta or {}).get(REQUEST_KEY_META)
         if not isinstance(key, str):
             key = None

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # logs (stderr): one line per HTTP request, never a token, secret or argument value
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # OpenTelemetry traces (mediator/tracing.py, the `otel` extra): None follows the standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, True/False forces them on or off
+    otel: bool | None = None
 
     # Per-call limits (rate, rows, bytes), cost, scope and approval are not settings: the database
     # reads them from the catalog (tenantgate.tools) and the tool definitions, never from us.
