@@ -138,18 +138,21 @@ class RequestRecord:
         self.tools.append(label)
         self.decisions.append(decision)
 
-    def finish(self) -> None:
+    def finish(self, transport: str = "http") -> None:
+        """Count the request (HTTP metrics for HTTP only) and write its one log line."""
         seconds = time.perf_counter() - self.started
         method = self.method if self.method in RPC_METHODS else "other"
         if self.status == 401:
             TOOL_CALLS.labels("-", "token_invalid").inc()
             self.decisions.append("token_invalid")
-        REQUESTS.labels(method, str(self.status)).inc()
-        REQUEST_SECONDS.labels(method).observe(seconds)
+        if transport == "http":
+            REQUESTS.labels(method, str(self.status)).inc()
+            REQUEST_SECONDS.labels(method).observe(seconds)
         access_log.info(
             "request",
             extra={
                 "request": {
+                    "transport": transport,
                     "request_id": self.request_id,
                     "org": self.org,
                     "method": method,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mcp_types as types
@@ -11,12 +15,29 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
 from tenantgate.mediator import errors as E
+from tenantgate.mediator import observe
 from tenantgate.mediator.gate import Approver
 from tenantgate.mediator.service import SERVER_NAME, SERVER_VERSION, Mediator, error_result
 from tenantgate.mediator.settings import Settings
 from tenantgate.mediator.tokens import Claims
 
 logger = logging.getLogger("tenantgate.stdio")
+
+
+@contextmanager
+def _request(method: str) -> Iterator[observe.RequestRecord]:
+    """One request's log line, as over HTTP (transport "stdio"). `status` is what the same
+    request would have answered over HTTP: 200 answered (a refused tool call included), 401 the
+    token failed, 500 an internal error."""
+    record = observe.RequestRecord(uuid.uuid4().hex, status=200, method=method)
+    try:
+        yield record
+    except BaseException:
+        if record.status == 200:
+            record.status = 500
+        raise
+    finally:
+        record.finish(transport="stdio")
 
 
 def build_server(mediator: Mediator, token: str) -> Server[Any]:
@@ -27,26 +48,37 @@ def build_server(mediator: Mediator, token: str) -> Server[Any]:
         return mediator.verifier.verify(token)
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        try:
-            c = claims()
-        except E.TokenError:
-            raise MCPError(code=-32600, message="invalid token") from None
-        try:
-            tools = await mediator.list_tools(c)
-        except Exception:
-            logger.exception("tools/list failed")
-            raise MCPError(code=-32603, message="internal error") from None
-        return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in tools])
+        with _request("tools/list") as record:
+            try:
+                c = claims()
+            except E.TokenError:
+                record.status = 401
+                raise MCPError(code=-32600, message="invalid token") from None
+            record.org = c.org_id
+            try:
+                tools = await mediator.list_tools(c)
+            except Exception:
+                logger.exception("tools/list failed")
+                raise MCPError(code=-32603, message="internal error") from None
+            observe.learn_tools([t["name"] for t in tools])
+            return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in tools])
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        try:
-            c = claims()
-        except E.TokenError:
-            refused = error_result(E.TokenError().message, E.TokenError.decision)
-            return types.CallToolResult.model_validate(refused)
-        meta = dict(params.meta) if params.meta is not None else None
-        result = await mediator.call_tool(c, params.name, params.arguments, meta, _approver(ctx))
-        return types.CallToolResult.model_validate(result)
+        with _request("tools/call") as record:
+            try:
+                c = claims()
+            except E.TokenError:
+                record.status = 401
+                refused = error_result(E.TokenError().message, E.TokenError.decision)
+                return types.CallToolResult.model_validate(refused)
+            record.org = c.org_id
+            meta = dict(params.meta) if params.meta is not None else None
+            started = time.perf_counter()
+            result = await mediator.call_tool(
+                c, params.name, params.arguments, meta, _approver(ctx)
+            )
+            record.call(params.name, result, time.perf_counter() - started)
+            return types.CallToolResult.model_validate(result)
 
     return Server(
         SERVER_NAME,
