@@ -76,6 +76,27 @@ def _signer(settings: Any, key_file: Path | None, issuer: str | None, audience: 
          "TENANTGATE_JWT_PRIVATE_KEY_FILE", 2)
 
 
+KNOWN_SCOPES = """
+    select required_scope from tenantgate.tools
+    union select default_scope from tenantgate.tool_definitions
+    union select scope from tenantgate.scope_classes
+    order by 1"""
+
+
+def _require_known_scopes(conn: Any, scopes: list[str]) -> None:
+    """Refuse a scope no catalog row, tool definition or data-class rule names: it would grant
+    nothing, and is most likely a typo."""
+    if not scopes:
+        return
+    known = [str(r[0]) for r in conn.execute(KNOWN_SCOPES).fetchall()]
+    unknown = sorted(set(scopes) - set(known))
+    if unknown:
+        listed = f"known scopes: {', '.join(known)}" if known else "no scope exists yet"
+        fail(f"no such scope {', '.join(repr(u) for u in unknown)} ({listed}): a scope exists once "
+             "a tools file (`tenantgate tools apply`) or `tenantgate tools enable --scope` "
+             "names it")
+
+
 @app.command("open", epilog=epilog(
     "tenantgate sessions open acme --operator ana@acme.example --connector crm "
     "--customer GX-1001 --scope read:tickets --scope read:profile --ttl 15m "
@@ -121,6 +142,7 @@ def open_(
             "connector_id": str(_refs.connector_id(conn, org_id, connector)),
             "customer_id": str(_refs.customer_id(conn, org_id, customer)),
         }
+        _require_known_scopes(conn, list(scope or []))
     with database_errors():
         try:
             opened = SessionManager(target, signer).open(**ids, scopes=list(scope or []),
