@@ -370,7 +370,10 @@ def serve_http(settings: Settings) -> None:
         proxy_headers=False,
     )
     if settings.workers > 1:
+        from tenantgate.mediator.metrics_mp import shared_dir
+
         app = "tenantgate.mediator.http:create_app"
-        uvicorn.run(app, factory=True, workers=settings.workers, **common)
+        with shared_dir():  # /metrics sums every worker's files (mediator/metrics_mp.py)
+            uvicorn.run(app, factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)

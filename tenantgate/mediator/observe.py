@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tenantgate.mediator import metrics_mp
 from tenantgate.mediator.gate import TOOL_NAME
 
 access_log = logging.getLogger("tenantgate.access")
@@ -148,6 +149,7 @@ class RequestRecord:
         if transport == "http":
             REQUESTS.labels(method, str(self.status)).inc()
             REQUEST_SECONDS.labels(method).observe(seconds)
+            metrics_mp.refresh_pools()
         access_log.info(
             "request",
             extra={
@@ -199,9 +201,14 @@ REGISTRY.register(_pool_collector)
 
 
 def watch_pool(pool: Any) -> None:
-    _pool_collector.pools.add(pool)
+    if metrics_mp.active():
+        metrics_mp.watch(pool)
+    else:
+        _pool_collector.pools.add(pool)
 
 
 def exposition() -> tuple[bytes, bytes]:
-    """The /metrics body and its content type."""
+    """The /metrics body and its content type (every worker's sums with WORKERS > 1)."""
+    if metrics_mp.active():
+        return metrics_mp.exposition(), CONTENT_TYPE_LATEST.encode()
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST.encode()
