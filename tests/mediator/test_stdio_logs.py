@@ -61,7 +61,8 @@ async def test_stdio_writes_one_json_line_per_request_to_stderr_and_nothing_secr
     assert all(x["transport"] == "stdio" and x["org"] == org for x in lines)
     assert all(x["duration_ms"] > 0 for x in lines)
     ids = [x["request_id"] for x in lines]
-    assert len(set(ids)) == len(ids) and all(len(i) == 32 for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 for i in ids)
 
 
 async def test_stdio_logs_an_expired_token_as_401_token_invalid(

@@ -92,8 +92,10 @@ def test_each_tool_call_is_one_span_holding_its_one_database_round_trip(
         db_attributes = db.attributes or {}
         assert db_attributes.get("db.system") == "postgresql"
         assert "tenantgate.call_tool(" in str(db_attributes.get("db.statement"))
-        assert db.start_time is not None and call.start_time is not None
-        assert db.end_time is not None and call.end_time is not None
+        assert db.start_time is not None
+        assert call.start_time is not None
+        assert db.end_time is not None
+        assert call.end_time is not None
         assert call.start_time <= db.start_time <= db.end_time <= call.end_time
     for span in spans:
         said = everything_said(span)
@@ -124,7 +126,8 @@ def test_a_hosts_trace_continues_from_the_traceparent_in_meta(
     meta = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
     rpc(url, token, "tools/call", {"name": "account_health", "_meta": meta})
     (call,) = [s for s in exporter.get_finished_spans() if s.name.startswith("tools/call")]
-    assert call.context is not None and call.parent is not None
+    assert call.context is not None
+    assert call.parent is not None
     assert f"{call.context.trace_id:032x}" == trace_id
     assert f"{call.parent.span_id:016x}" == parent_id
 
