@@ -333,6 +333,11 @@ def print_tokens(env: DemoEnv, acme: OpenedSession, beta: OpenedSession) -> None
         "--method tools/call --tool-name account_health "
         '--header "Authorization: Bearer $TOKEN"\n'
     )
+    from tenantgate.cli.demo_node import inspector_note, node_version
+
+    note = inspector_note(node_version())
+    if note is not None:
+        typer.echo(note + "\n")
     typer.echo(
         "Claude Desktop (stdio, as Acme): add to claude_desktop_config.json:\n"
         + json.dumps(claude_desktop_config(env, acme.token), indent=2)
