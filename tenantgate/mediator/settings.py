@@ -71,6 +71,11 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("otel", mode="before")
+    @classmethod
+    def _unset_otel(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _log_words(cls, value: object) -> object:

@@ -154,6 +154,8 @@ def test_traces_are_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not tracing.active()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert tracing.wanted(Settings())
+    monkeypatch.setenv("TENANTGATE_OTEL", "")  # set but empty: as if unset
+    assert tracing.wanted(Settings())
     monkeypatch.setenv("TENANTGATE_OTEL", "0")
     assert not tracing.wanted(Settings())
     monkeypatch.setenv("TENANTGATE_OTEL", "1")

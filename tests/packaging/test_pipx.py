@@ -5,7 +5,7 @@ throwaway PostgreSQL, away from the checkout.
 pipx itself comes from PyPI into this test's own virtual environment; PIPX_HOME, PIPX_BIN_DIR and
 PIPX_MAN_DIR point into a temporary folder, so nothing outside it is touched. The wheel's
 dependencies install with the constraints file (what CI pins). Slow: a build, a pipx install and
-some thirty cold starts of the command.
+some thirty cold starts of the command; make test skips it, .ci/run runs it with `-m slow`.
 """
 
 from __future__ import annotations
