@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenantgate.cli import citus_ddl
 from tenantgate.cli.toolfile import database as db
 from tenantgate.cli.toolfile import statement as st
 from tenantgate.cli.toolfile.spec import ToolFileError, ToolsFile, ToolSpec
@@ -245,9 +246,11 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             "insert into tenantgate.tool_definitions (tool_name, kind, title, description, access,"
             " returns, parameters, input_schema, output_schema, annotations, columns, has_preview,"
             " http, max_rows, max_bytes, default_scope, default_cost, default_approval,"
-            " default_burst, default_per_second, statement_sha256, version)\nvalues ("
+            " default_burst, default_per_second, statement_sha256, version)\nselect "
             + ", ".join(values)
-            + ", (select max(version) from tenantgate.tool_applications))\n"
+            # INSERT ... SELECT, not VALUES with a sub-select: Citus refuses the latter on the
+            # reference table tool_definitions becomes on a cluster (cli/citus_plan.py)
+            + ", max(a.version) from tenantgate.tool_applications a\n"
             "on conflict (tool_name) do update set kind = excluded.kind, title = excluded.title,"
             " description = excluded.description, access = excluded.access,"
             " returns = excluded.returns, parameters = excluded.parameters,"
@@ -260,7 +263,7 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             " default_burst = excluded.default_burst,"
             " default_per_second = excluded.default_per_second,"
             " statement_sha256 = excluded.statement_sha256, version = excluded.version,"
-            " applied_at = pg_catalog.now();"
+            " applied_at = excluded.applied_at;"
         )
     parts.append("reset role;")
     return "\n".join(parts) + "\n"
@@ -269,6 +272,7 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
 def apply(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> dict[str, Any]:
     """Check, then run the script in one transaction; returns the new version and what changed."""
     with conn.transaction():
+        citus_ddl.prepare(conn, "tenantgate tools apply")  # on Citus: propagate DDL or not
         script = render(conn, files)
         conn.execute(sql.SQL(script))
         row = conn.execute(
