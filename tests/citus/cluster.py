@@ -64,9 +64,23 @@ class Cluster:
         row = conn.execute(
             "select p.nodeport from pg_dist_placement pl join pg_dist_node p on p.groupid ="
             " pl.groupid where pl.shardid = get_shard_id_for_distribution_column("
-            "'tenantgate.credit_accounts', %s)", (org_id,)).fetchone()
+            "'tenantgate.credit_accounts', %s::uuid)", (str(org_id),)).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def counters(cluster: Cluster, name: str = DATABASE) -> dict[int, tuple[int, int, int]]:
+    """Per node port: connections opened, single- and multi-shard executions so far
+    (citus_stat_counters of database `name`; `citus.enable_stat_counters` is on)."""
+    out = {}
+    for node in cluster.nodes:
+        with psycopg.connect(node.dsn(name), autocommit=True) as conn:
+            row = conn.execute("select connection_establishment_succeeded,"
+                               " query_execution_single_shard, query_execution_multi_shard"
+                               " from citus_stat_counters where name = current_database()"
+                               ).fetchone()
+        out[node.port] = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    return out
 
 
 def _create_database(node: pgserver.RunningServer, name: str = DATABASE) -> None:
