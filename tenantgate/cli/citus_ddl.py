@@ -6,7 +6,9 @@ tenantgate_owner`, `tenantgate_tool`). Citus propagates DDL to the workers as th
 - on a coordinator that is not distributed yet, DDL propagation is switched off: nothing is on the
   workers yet, and `db distribute` creates everything there afterwards;
 - on a coordinator that `db distribute` has run on, DDL must propagate (a replaced function or a
-  changed policy must reach every node), which works because distribute let the roles log in;
+  changed policy must reach every node), which works for the sql/ files because distribute let
+  tenantgate_owner log in; `tools apply` creates its functions as the DBA there and hands them to
+  tenantgate_tool, which stays NOLOGIN;
 - on a worker, tenantgate's DDL does not belong at all.
 """
 
@@ -17,7 +19,8 @@ from typing import Any
 
 import psycopg
 
-DDL_ROLES = ("tenantgate_owner", "tenantgate_tool")  # what the sql/ files and tools run as
+DDL_ROLES = ("tenantgate_owner",)  # what the sql/ files run as (`tools apply` on a distributed
+# coordinator creates the tool functions as the DBA and hands them to tenantgate_tool)
 PROPAGATION_OFF = "-c citus.enable_ddl_propagation=off"
 
 
@@ -67,7 +70,7 @@ def check_roles_can_log_in(conn: psycopg.Connection[Any], what: str) -> None:
     if rows:
         raise CitusRefusal(
             f"{rows[0][0]} cannot log in, and Citus runs tenantgate's DDL on the workers as it: "
-            f"run `tenantgate db distribute` (it lets {' and '.join(DDL_ROLES)} log in), "
+            f"run `tenantgate db distribute` (it lets {rows[0][0]} log in), "
             f"then `{what}` again")
 
 

@@ -22,7 +22,7 @@ SCHEMAS = ("tenantgate", "tenantgate_tools")
 DIRECTORY = "tenantgate.orgs"  # one row per org, read by every node: a reference table
 ORG_ARGUMENT = "p_org_id"
 OWNER = "tenantgate_owner"
-LOGIN_ROLES = (OWNER, "tenantgate_tool")  # the roles Citus connects between nodes as
+LOGIN_ROLES = (OWNER,)  # Citus connects between nodes as it; tenantgate_tool stays NOLOGIN
 
 
 class NotCitus(RuntimeError):
@@ -189,10 +189,10 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
                          " and not rolcanlogin order by rolname = %s desc, rolname",
                          (list(LOGIN_ROLES), OWNER)):
         steps.append(Step(
-            f"Citus reaches other nodes as the current user: {role} inside the gate's definer "
-            "functions (tenantgate_owner) or while DDL it runs propagates (`db upgrade`, `tools "
-            "apply`); give it no password and allow it in pg_hba.conf only from the nodes (or "
-            "authenticate it with pg_dist_authinfo / certificates)",
+            f"Citus reaches other nodes as the current user, which is {role} inside the gate's "
+            "definer functions and while `db upgrade` runs the sql/ files; give it no password "
+            "and allow it in pg_hba.conf only from the nodes (or authenticate it with "
+            "pg_dist_authinfo / certificates)",
             f"alter role {role} login"))
     if todo_ref or todo_dist:
         steps.append(Step("foreign keys to reference tables need one connection per node in the "

@@ -233,7 +233,10 @@ def test_a_tool_applied_after_distribution_reaches_every_worker_and_runs_in_one_
                    " 'read:tickets', 1)", (t.org_id, t.connector_id))
         su.commit()
         home = cluster.node_of(su, t.org_id)
+        tool_role_logs_in = su.execute("select rolcanlogin from pg_roles"
+                                       " where rolname = 'tenantgate_tool'").fetchone()
     assert on_workers == [("1",)] * len(cluster.workers)
+    assert tool_role_logs_in == (False,)  # created as the DBA, then handed to the tool role
     with db.connect("tenantgate_mediator", autocommit=True) as conn:
         # the warm-up opens the coordinator's connection to the worker, as a pooled one has
         assert call(db, session, "warm-up", "count_open_tickets", conn)["status"] == "ok"

@@ -174,6 +174,11 @@ def _json(conn: psycopg.Connection[Any], value: Any) -> str:
 def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
     """The whole script `tenantgate tools apply` runs in one transaction."""
     checked = check(conn, files)
+    # On a distributed Citus coordinator DDL reaches the workers as the current role, and
+    # tenantgate_tool cannot log in (by design: a tool statement that leaves its org's node fails
+    # closed). The functions are created as the DBA there, then handed to tenantgate_tool.
+    found = citus_ddl.state(conn)
+    as_dba = found.coordinator and found.distributed
     names = [c.tool.name for c in checked]
     removed = [n for n in db.defined_tools(conn) if n not in names]
     file_hash = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()
@@ -182,8 +187,10 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
         f"-- tools: {', '.join(names)}",
         f"-- removed: {', '.join(removed) or 'none'}",
         "",
-        "set local role tenantgate_tool;",
+        "-- Citus: created as the DBA, then owned by tenantgate_tool (see cli/citus_ddl.py)"
+        if as_dba else "set local role tenantgate_tool;",
     ]
+    owned = "alter function tenantgate_tools.{}({}) owner to tenantgate_tool;"
     for name in removed:
         parts.append(f"drop function if exists tenantgate_tools.{name}(uuid, uuid, jsonb);")
         parts.append(
@@ -197,16 +204,22 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             parts.append(
                 _function(t.name, t, t.statement, t.access == "write", list(c.columns))
             )
+            if as_dba:
+                parts.append(owned.format(t.name, "uuid, uuid, jsonb"))
             if t.preview:
                 parts.append(
                     _function(t.name + "__preview", t, t.preview, False, c.preview_columns)
                 )
+                if as_dba:
+                    parts.append(owned.format(t.name + "__preview", "uuid, uuid, jsonb"))
             else:
                 parts.append(
                     f"drop function if exists tenantgate_tools.{t.name}__preview"
                     "(uuid, uuid, jsonb);"
                 )
     parts.append(_dispatcher(checked))
+    if as_dba:
+        parts.append(owned.format("dispatch", "text, uuid, uuid, jsonb"))
     parts += [
         "reset role;",
         "set local role tenantgate_owner;",
