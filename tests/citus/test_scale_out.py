@@ -50,6 +50,32 @@ tools:
 """
 
 
+# A partitioned tenant table of the user's (the shape of time-partitioned audit or event tables):
+# keyed by org_id first, enrolled like any table of theirs.
+PARTITIONED = """
+create table demo.ticket_events (
+  org_id uuid not null, customer_id uuid not null, event_id bigint not null,
+  at timestamptz not null, what text not null,
+  primary key (org_id, event_id, at)
+) partition by range (at);
+create table demo.ticket_events_2026_11 partition of demo.ticket_events
+  for values from ('2026-11-01') to ('2026-12-01');
+create table demo.ticket_events_2026_12 partition of demo.ticket_events
+  for values from ('2026-12-01') to ('2027-01-01');
+"""
+
+
+def add_partitioned_table(db: TestDatabase, sessions: list[Session]) -> None:
+    with db.connect(autocommit=True) as su:
+        su.execute(PARTITIONED)
+    ok(run(["db", "enrol", "demo.ticket_events"], dsn=db.superuser_dsn))
+    with db.connect() as su:
+        for n, session in enumerate(sessions):
+            for day in ("2026-11-20", "2026-12-20"):
+                su.execute("insert into demo.ticket_events values (%s, %s, %s, %s, 'opened')",
+                           (session.tenant.org_id, session.tenant.customer_id, n, day))
+
+
 @dataclass
 class ScaleOut:
     """The second database and what was observed while it moved."""
@@ -132,6 +158,7 @@ def scale_out(cluster: Cluster) -> ScaleOut:
         for i in range(CALLS_BEFORE):
             assert call(db, session, f"before-{i}")["status"] == "ok"
         sessions.append(session)
+    add_partitioned_table(db, sessions)
     before = snapshot(db)
     found = ScaleOut(db, sessions, upgraded, before, {})
     running = threading.Event()
@@ -279,3 +306,29 @@ def test_db_upgrade_after_distribution_propagates_and_names_what_to_distribute_n
     ok(run(["db", "check", "--lint", "citus_ready"], dsn=db.superuser_dsn))
     session = scale_out.sessions[0]
     assert call(db, session, f"after-upgrade-{uuid.uuid4()}")["status"] == "ok"
+
+
+def test_a_partitioned_tenant_table_is_distributed_with_its_partitions_and_takes_new_ones(
+        scale_out: ScaleOut) -> None:
+    db = scale_out.db
+    assert scale_out.rows_after["demo.ticket_events"][0] == 2 * len(scale_out.sessions)
+    with db.connect() as su:
+        su.execute("create table demo.ticket_events_2027_01 partition of demo.ticket_events"
+                   " for values from ('2027-01-01') to ('2027-02-01')")
+        t = scale_out.sessions[0].tenant
+        su.execute("insert into demo.ticket_events values (%s, %s, 99, '2027-01-15', 'later')",
+                   (t.org_id, t.customer_id))
+        su.commit()
+        placed = dict(su.execute(
+            "select logicalrelid::regclass::text, colocationid from pg_dist_partition"
+            " where partmethod = 'h' and logicalrelid::regclass::text like %s",
+            ("demo.ticket_events%",)).fetchall())
+        tickets = su.execute("select colocationid from pg_dist_partition"
+                             " where logicalrelid = 'demo.tickets'::regclass").fetchone()
+        rows = su.execute("select count(*) from demo.ticket_events where org_id = %s",
+                          (t.org_id,)).fetchone()
+    assert set(placed) == {"demo.ticket_events", "demo.ticket_events_2026_11",
+                           "demo.ticket_events_2026_12", "demo.ticket_events_2027_01"}
+    assert tickets is not None
+    assert set(placed.values()) == {tickets[0]}  # colocated with the org's other rows
+    assert rows == (3,)
