@@ -22,6 +22,7 @@ SCHEMAS = ("tenantgate", "tenantgate_tools")
 DIRECTORY = "tenantgate.orgs"  # one row per org, read by every node: a reference table
 ORG_ARGUMENT = "p_org_id"
 OWNER = "tenantgate_owner"
+LOGIN_ROLES = (OWNER,)  # Citus connects between nodes as it; tenantgate_tool stays NOLOGIN
 
 
 class NotCitus(RuntimeError):
@@ -89,7 +90,11 @@ select pg_catalog.format('%%I.%%I', n.nspname, c.relname) as name,
                   and a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype) as has_org,
        exists (select 1 from pg_catalog.pg_policy p
                 where p.polrelid = c.oid and p.polname = 'tenantgate_isolation') as enrolled,
-       coalesce((select p.partmethod from pg_catalog.pg_dist_partition p
+       -- 'h' distributed, 'n' reference, 'l' a Citus local table (Citus made it one when a
+       -- migration added a foreign key to a reference table): still to distribute
+       coalesce((select case when p.partmethod = 'n' and p.repmodel <> 't' then 'l'
+                             else p.partmethod end
+                   from pg_catalog.pg_dist_partition p
                   where p.logicalrelid = c.oid), '') as citus_method
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -134,8 +139,13 @@ _FUNCTIONS = """
 select p.oid::pg_catalog.regprocedure::text, p.proname,
        p.prosecdef and coalesce(%s = any (p.proargnames[1:p.pronargs]), false) as keyed,
        p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype as is_trigger,
+       -- a keyed function Citus propagated on its own (created by a migration after
+       -- distribute) is done only once it is delegated by its org argument
        exists (select 1 from pg_catalog.pg_dist_object o
-                where o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and o.objid = p.oid)
+                where o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and o.objid = p.oid
+                  and (o.distribution_argument_index is not null
+                       or not (p.prosecdef
+                               and coalesce(%s = any (p.proargnames[1:p.pronargs]), false))))
          as done
 from pg_catalog.pg_proc p
 join pg_catalog.pg_namespace n on n.oid = p.pronamespace
@@ -169,18 +179,21 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
     already = {name for name, _has_org, _enrolled, method in tables if method in ("h", "n")}
     todo_ref = [t for t in reference if t not in already]
     todo_dist = [t for t in distributed if t not in already]
-    anchor = next((t for t in distributed if t in already), None) or (
+    # the colocation group every tenant table joins: an already distributed one, else the first
+    anchor = next((name for name, has_org, _enrolled, method in tables
+                   if has_org and name != DIRECTORY and method == "h"), None) or (
         todo_dist[0] if todo_dist else None)
 
     steps: list[Step] = []
-    row = conn.execute("select rolcanlogin from pg_catalog.pg_roles where rolname = %s",
-                       (OWNER,)).fetchone()
-    if row and not row[0]:
+    for (role,) in _rows(conn, "select rolname from pg_catalog.pg_roles where rolname = any(%s)"
+                         " and not rolcanlogin order by rolname = %s desc, rolname",
+                         (list(LOGIN_ROLES), OWNER)):
         steps.append(Step(
-            "Citus reaches other nodes as the current user, which inside the gate's definer "
-            "functions is tenantgate_owner; give it no password and allow it in pg_hba.conf only "
-            "from the nodes (or authenticate it with pg_dist_authinfo / certificates)",
-            f"alter role {OWNER} login"))
+            f"Citus reaches other nodes as the current user, which is {role} inside the gate's "
+            "definer functions and while `db upgrade` runs the sql/ files; give it no password "
+            "and allow it in pg_hba.conf only from the nodes (or authenticate it with "
+            "pg_dist_authinfo / certificates)",
+            f"alter role {role} login"))
     if todo_ref or todo_dist:
         steps.append(Step("foreign keys to reference tables need one connection per node in the "
                           "transaction that distributes", "set local citus.multi_shard_modify_mode "
@@ -231,8 +244,8 @@ def plan(conn: psycopg.Connection[Any]) -> list[Step]:
         for _name, table, definition in insert_triggers:
             steps.append(Step(f"the trigger dropped above, back on {table} (and its shards)",
                               definition))
-    for signature, proname, keyed, is_trigger, done in _rows(conn, _FUNCTIONS,
-                                                             (ORG_ARGUMENT, list(SCHEMAS))):
+    for signature, proname, keyed, is_trigger, done in _rows(
+            conn, _FUNCTIONS, (ORG_ARGUMENT, ORG_ARGUMENT, list(SCHEMAS))):
         if done or is_trigger:
             continue
         quoted = signature.replace("'", "''")

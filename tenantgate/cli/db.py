@@ -18,6 +18,7 @@ from alembic.util import CommandError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from tenantgate.cli import citus_ddl
 from tenantgate.cli import lints as lint_files
 from tenantgate.cli._common import (
     DsnOption,
@@ -71,12 +72,22 @@ def _libpq_env() -> dict[str, str]:
     return {key: os.environ[env] for env, key in names.items() if os.environ.get(env)}
 
 
+def _with_options(url: str, options: str) -> str:
+    """The URL with `options` (server settings, as libpq's options) added to any it has."""
+    parsed = sa.engine.make_url(url)
+    previous = parsed.query.get("options")
+    previous = previous if isinstance(previous, str) else " ".join(previous or ())
+    merged = f"{previous} {options}".strip()
+    return parsed.update_query_dict({"options": merged}).render_as_string(hide_password=False)
+
+
 @contextlib.contextmanager
-def _database_url(dsn: str | None) -> Iterator[None]:
+def _database_url(dsn: str | None, options: str | None = None) -> Iterator[None]:
     """Point migrations/env.py at the DSN for the duration of one Alembic command."""
     previous = os.environ.get("DATABASE_URL")
     if dsn is not None:
-        os.environ["DATABASE_URL"] = sqlalchemy_url(dsn)
+        url = sqlalchemy_url(dsn)
+        os.environ["DATABASE_URL"] = _with_options(url, options) if options else url
     else:
         os.environ.pop("DATABASE_URL", None)
     try:
@@ -95,9 +106,31 @@ def _database_url(dsn: str | None) -> Iterator[None]:
             os.environ["DATABASE_URL"] = previous
 
 
-def _check_reachable(dsn: str) -> None:
-    with connect(dsn):
-        pass
+def _citus_ready(dsn: str, what: str) -> citus_ddl.CitusState:
+    """Reach the database; on Citus, how the migrations' DDL must run there (cli/citus_ddl.py)."""
+    with connect(dsn) as conn:
+        try:
+            found = citus_ddl.state(conn)
+            if found.coordinator and found.distributed:
+                citus_ddl.check_roles_can_log_in(conn, what)
+        except citus_ddl.CitusRefusal as exc:
+            fail(str(exc))
+    if found.coordinator and not found.propagate_ddl:
+        stderr.print("Citus coordinator, not distributed yet: migrating with DDL propagation "
+                     "off (then run `tenantgate db distribute`)")
+    return found
+
+
+def _report_undistributed(dsn: str) -> None:
+    """After an upgrade of a distributed coordinator: what `db distribute` still has to do."""
+    from tenantgate.cli import citus_plan
+
+    with connect(dsn, autocommit=False) as conn:
+        pending = citus_plan.plan(conn)
+        conn.rollback()
+    if pending:
+        stderr.print(f"{len(pending)} distribution steps pending (new tables or functions): "
+                     "run `tenantgate db distribute` now (review with `--sql`)")
 
 
 def _current_revisions(conn: psycopg.Connection[Any]) -> list[str]:
@@ -122,10 +155,12 @@ def upgrade(
 ) -> None:
     """Apply migrations up to REVISION (as a DBA: a role that may create roles and schemas)."""
     target = resolve_dsn(dsn)
-    _check_reachable(target)
-    with _database_url(target):
+    found = _citus_ready(target, "tenantgate db upgrade")
+    with _database_url(target, None if found.propagate_ddl else citus_ddl.PROPAGATION_OFF):
         command.upgrade(alembic_config(), revision)
     _report_revision(target, as_json)
+    if found.distributed:
+        _report_undistributed(target)
 
 
 @app.command(epilog=epilog("tenantgate db downgrade base --yes",
@@ -139,11 +174,11 @@ def downgrade(
 ) -> None:
     """Revert migrations down to REVISION. `base` drops every tenantgate object and its data."""
     target = resolve_dsn(dsn)
-    _check_reachable(target)
+    found = _citus_ready(target, "tenantgate db downgrade")
     if not yes and not typer.confirm(
             f"downgrade to {revision}? tables dropped on the way lose their data", err=True):
         fail("not confirmed; nothing changed")
-    with _database_url(target):
+    with _database_url(target, None if found.propagate_ddl else citus_ddl.PROPAGATION_OFF):
         command.downgrade(alembic_config(), revision)
     _report_revision(target, as_json)
 

@@ -48,9 +48,10 @@ def distribute(
         typer.echo(f"{distributed} tables distributed by org_id, {reference} reference tables, "
                    f"{functions} functions delegated by their org argument")
     stderr.print(f"{len(steps)} statements run")
-    if any(step.statement == f"alter role {citus_plan.OWNER} login" for step in steps):
-        stderr.print(f"{citus_plan.OWNER} may now log in (Citus connects between nodes as it): "
-                     "give it no password and allow it in pg_hba.conf only from the nodes")
+    for role in citus_plan.LOGIN_ROLES:
+        if any(step.statement == f"alter role {role} login" for step in steps):
+            stderr.print(f"{role} may now log in (Citus connects between nodes as it): give it "
+                         "no password and allow it in pg_hba.conf only from the nodes")
 
 
 distribute_epilog = epilog("tenantgate db distribute --sql > distribute.sql",

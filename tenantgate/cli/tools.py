@@ -195,6 +195,7 @@ def _load(files: list[Path]) -> list[Any]:
 
 def _compiled(conn: psycopg.Connection[Any], files: list[Path], step: str) -> Any:
     """Run one step of cli.toolfile.compile; a tools-file problem is one line, exit 1."""
+    from tenantgate.cli.citus_ddl import CitusRefusal
     from tenantgate.cli.toolfile import compile as toolfile_compile
     from tenantgate.cli.toolfile.spec import ToolFileError
 
@@ -205,7 +206,7 @@ def _compiled(conn: psycopg.Connection[Any], files: list[Path], step: str) -> An
         if step == "sql":
             return toolfile_compile.render(conn, loaded)
         return toolfile_compile.apply(conn, loaded)
-    except ToolFileError as exc:
+    except (ToolFileError, CitusRefusal) as exc:
         fail(str(exc))
     except pgerrors.InsufficientPrivilege as exc:
         fail(f"permission denied ({(exc.diag.message_primary or '').strip()}): run `tenantgate "

@@ -109,7 +109,6 @@ def seed(
                     " from tenantgate.tool_definitions d where d.tool_name = %s",
                     (org_id, conn_id, scope, side, cost, rate_burst, rate_per_second, tool),
                 )
-            conn.execute("select tenantgate.grant_credits(%s, %s, 'demo-seed')", (org_id, credits))
             org = Org(org_name, org_id, ops[0], ops[1], conn_id)
             for cname in customers:
                 cid = str(
@@ -189,5 +188,12 @@ def seed(
                 )
                 org.customers[cname] = cust
             orgs[org_name] = org
+        conn.commit()
+        # After the rows are committed: on Citus the definer function writes the org's placements
+        # as tenantgate_owner, which may not share a transaction with the superuser's inserts.
+        for org in orgs.values():
+            conn.execute(
+                "select tenantgate.grant_credits(%s, %s, 'demo-seed')", (org.org_id, credits)
+            )
         conn.commit()
     return World(orgs)

@@ -2,8 +2,8 @@
 
 Each node is a private Debian PostgreSQL 15 server (tenantgate/cli/pgserver.py) started with
 `shared_preload_libraries = 'citus'`. The cluster is migrated the way the README tells a DBA to:
-`db upgrade` on the coordinator with DDL propagation off (the sql/ files act as the NOLOGIN owner,
-which Citus cannot use to reach the workers), then `db distribute`.
+`tenantgate db upgrade` on the coordinator (it sees a Citus coordinator not distributed yet and
+migrates with DDL propagation off by itself), then `db distribute`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from psycopg import sql
 
 from tenantgate.cli import pgserver
 from tenantgate.cli.demo_schema import install_demo
-from tests.pg import TestDatabase, migrate, url_for
+from tests.cli.conftest import ok, run
+from tests.pg import TestDatabase
 
 DATABASE = "tenantgate"
 NODE_CONFIG = {"shared_preload_libraries": "citus", "max_connections": "300",
@@ -48,6 +49,11 @@ class Cluster:
     workers: list[pgserver.RunningServer]
     reviewed_sql: str = ""  # what `db distribute --sql` printed before the distribution ran
     distributed: tuple[str, str] = ("", "")  # what `db distribute` printed (stdout, stderr)
+    upgraded: str = ""  # what `db upgrade` printed on stderr
+
+    @property
+    def nodes(self) -> list[pgserver.RunningServer]:
+        return [self.coordinator, *self.workers]
 
     @property
     def database(self) -> TestDatabase:
@@ -58,16 +64,59 @@ class Cluster:
         row = conn.execute(
             "select p.nodeport from pg_dist_placement pl join pg_dist_node p on p.groupid ="
             " pl.groupid where pl.shardid = get_shard_id_for_distribution_column("
-            "'tenantgate.credit_accounts', %s)", (org_id,)).fetchone()
+            "'tenantgate.credit_accounts', %s::uuid)", (str(org_id),)).fetchone()
         assert row is not None
         return int(row[0])
 
 
-def _create_database(node: pgserver.RunningServer) -> None:
+def counters(cluster: Cluster, name: str = DATABASE) -> dict[int, tuple[int, int, int]]:
+    """Per node port: connections opened, single- and multi-shard executions so far
+    (citus_stat_counters of database `name`; `citus.enable_stat_counters` is on)."""
+    out = {}
+    for node in cluster.nodes:
+        with psycopg.connect(node.dsn(name), autocommit=True) as conn:
+            row = conn.execute("select connection_establishment_succeeded,"
+                               " query_execution_single_shard, query_execution_multi_shard"
+                               " from citus_stat_counters where name = current_database()"
+                               ).fetchone()
+        out[node.port] = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    return out
+
+
+def _create_database(node: pgserver.RunningServer, name: str = DATABASE) -> None:
     with psycopg.connect(node.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE)))
-    with psycopg.connect(node.dsn(DATABASE), autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    with psycopg.connect(node.dsn(name), autocommit=True) as conn:
         conn.execute("create extension citus")
+
+
+def _join(coordinator: pgserver.RunningServer, workers: list[pgserver.RunningServer],
+          name: str) -> None:
+    """Make `name` on the coordinator a Citus coordinator of the same database on the workers."""
+    with psycopg.connect(coordinator.dsn(name), autocommit=True) as conn:
+        conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
+        for worker in workers:
+            conn.execute("select citus_add_node('127.0.0.1', %s)", (worker.port,))
+
+
+def new_database(cluster: Cluster, name: str) -> TestDatabase:
+    """Another empty Citus database on the same nodes: a coordinator with both workers, nothing
+    migrated (a single-node install about to scale out, or a cluster's first `db upgrade`)."""
+    for node in cluster.nodes:
+        _create_database(node, name)
+    _join(cluster.coordinator, cluster.workers, name)
+    return TestDatabase(cluster.coordinator, name)
+
+
+def migrate_and_install_demo(coordinator: pgserver.RunningServer, name: str,
+                             revision: str = "head") -> str:
+    """`tenantgate db upgrade` as a DBA runs it (no Citus setting to remember), then the demo
+    schema and tools/demo.yaml as the tests' template has them; what the upgrade said."""
+    upgraded = ok(run(["db", "upgrade", revision], dsn=coordinator.dsn(name))).stderr
+    with psycopg.connect(coordinator.dsn(name), autocommit=True,
+                         options="-c citus.enable_ddl_propagation=off") as conn:
+        install_demo(conn)  # the tests' own set-up: its sql files act as the NOLOGIN owner
+    return upgraded
 
 
 @contextlib.contextmanager
@@ -80,15 +129,9 @@ def running_cluster(workers: int = 2) -> Iterator[Cluster]:
         for node in nodes:
             _create_database(node)
         coordinator = nodes[0]
-        with psycopg.connect(coordinator.dsn(DATABASE), autocommit=True) as conn:
-            conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
-            for worker in nodes[1:]:
-                conn.execute("select citus_add_node('127.0.0.1', %s)", (worker.port,))
-        migrate(url_for(coordinator, DATABASE) + "?options=-c%20citus.enable_ddl_propagation%3Doff")
-        with psycopg.connect(coordinator.dsn(DATABASE), autocommit=True,
-                             options="-c citus.enable_ddl_propagation=off") as conn:
-            install_demo(conn)  # the demo schema and tools/demo.yaml, as the tests' template has
-        yield Cluster(coordinator, nodes[1:])
+        _join(coordinator, nodes[1:], DATABASE)
+        upgraded = migrate_and_install_demo(coordinator, DATABASE)
+        yield Cluster(coordinator, nodes[1:], upgraded=upgraded)
     finally:
         for node in nodes:
             node.stop()

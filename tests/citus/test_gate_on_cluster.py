@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.citus.cluster import DATABASE, Cluster
+from tests.citus.cluster import DATABASE, Cluster, counters
 from tests.factories import Session, add_tenant, open_session, seed_demo_rows
 from tests.pg import TestDatabase
 
@@ -167,19 +167,6 @@ def test_concurrent_appends_keep_one_unbroken_chain_per_org(db: TestDatabase) ->
                             " where org_id = any(%s) group by org_id",
                             ([s.tenant.org_id for s in sessions],)).fetchall()
     assert sorted(r[1:] for r in seqs) == [(1, 80, 80)] * 3
-
-
-def counters(cluster: Cluster) -> dict[int, tuple[int, int, int]]:
-    """Per node: connections opened, single- and multi-shard executions (citus_stat_counters)."""
-    out = {}
-    for node in (cluster.coordinator, *cluster.workers):
-        with psycopg.connect(node.dsn(DATABASE), autocommit=True) as conn:
-            row = conn.execute("select connection_establishment_succeeded,"
-                               " query_execution_single_shard, query_execution_multi_shard"
-                               " from citus_stat_counters where name = current_database()"
-                               ).fetchone()
-        out[node.port] = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-    return out
 
 
 def test_a_tool_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(

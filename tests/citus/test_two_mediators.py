@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from tenantgate.mediator.approvals import Approvals
 from tests.citus.cluster import DATABASE, Cluster
-from tests.factories import Session, add_tenant, open_session
+from tests.factories import Session, add_operator, add_tenant, open_session, seed_demo_rows
 from tests.pg import REPO, ROLE_PASSWORDS, TestDatabase
 from tests.reliability._pgbouncer import Bouncer, binary, pgbouncer
 
@@ -29,15 +30,17 @@ def bouncer(cluster: Cluster) -> Iterator[Bouncer]:
         yield running
 
 
-def two_mediators(bouncer: Bouncer, session: Session,
-                  ids: tuple[list[str], list[str]]) -> Counter[str]:
-    """Run two caller processes at once over `ids[0]` and `ids[1]`; their outcomes summed."""
+def two_mediators(bouncer: Bouncer, session: Session, ids: tuple[list[str], ...],
+                  tool: str = "list_tickets", arguments: dict[str, object] | None = None
+                  ) -> Counter[str]:
+    """Run one caller process per entry of `ids`, all at once, each calling `tool` with
+    `arguments` once per request id; their outcomes summed."""
     dsn = bouncer.dsn(DATABASE, "tenantgate_mediator", ROLE_PASSWORDS["tenantgate_mediator"])
     procs = []
     for request_ids in ids:
         config = {"dsn": dsn, "org": str(session.tenant.org_id),
                   "customer": str(session.tenant.customer_id), "secret": session.secret,
-                  "request_keys": request_ids}
+                  "request_keys": request_ids, "tool": tool, "arguments": arguments or {}}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tests.citus._mediator_process", json.dumps(config)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -114,3 +117,44 @@ def test_a_session_ended_once_is_ended_for_both_mediators(cluster: Cluster,
     after = two_mediators(bouncer, session, (["a2", "a3"], ["b2", "b3"]))
     assert after == Counter(not_found=4)
     assert charged(db, session) == (96, 4)
+
+
+def test_an_approval_asked_through_one_mediator_runs_once_through_the_other(
+        cluster: Cluster, bouncer: Bouncer) -> None:
+    db = cluster.database
+    tenant = add_tenant(db, credits=100)
+    session = open_session(db, tenant, scopes=("read:tickets", "write:tickets"))
+    seed_demo_rows(db, tenant, tickets=1)
+    approver = add_operator(db, tenant.org_id)  # four eyes: not the operator of the session
+    with db.connect() as su:
+        row = su.execute("select ticket_id from demo.tickets where org_id = %s",
+                         (tenant.org_id,)).fetchone()
+    assert row is not None
+    close = {"ticket_id": row[0], "status": "closed"}
+    admin = bouncer.dsn(DATABASE, "tenantgate_admin", ROLE_PASSWORDS["tenantgate_admin"])
+
+    asked = two_mediators(bouncer, session, (["ask"],), "update_ticket_status", close)
+    with db.connect() as su:
+        pending = su.execute("select approval_id from tenantgate.approvals where org_id = %s"
+                             " and status = 'pending'", (tenant.org_id,)).fetchall()
+    assert len(pending) == 1
+    Approvals(admin).approve(str(tenant.org_id), str(pending[0][0]), str(approver))
+    used = two_mediators(bouncer, session, ([], ["use"]), "update_ticket_status", close)
+    again = two_mediators(bouncer, session, ([f"a{i}" for i in range(5)],
+                                             [f"b{i}" for i in range(5)]),
+                          "update_ticket_status", close)
+
+    assert asked == Counter(approval_required=1)
+    assert used == Counter(ok=1)
+    assert again == Counter(approval_required=10)  # used once: each later call asks anew
+    with db.connect() as su:
+        org = tenant.org_id
+        assert su.execute("select status from tenantgate.approvals where org_id = %s"
+                          " and approval_id = %s", (org, pending[0][0])).fetchone() == ("used",)
+        assert su.execute("select count(*) from tenantgate.approvals where org_id = %s"
+                          " and status = 'approved'", (org,)).fetchone() == (0,)
+        assert su.execute("select status from demo.tickets where org_id = %s",
+                          (org,)).fetchone() == ("closed",)
+        assert su.execute("select count(*) from tenantgate.audit_log where org_id = %s"
+                          " and decision = 'allowed'", (org,)).fetchone() == (1,)
+    assert charged(db, session) == (98, 1)  # the tool costs 2, charged once

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenantgate.cli import citus_ddl
 from tenantgate.cli.toolfile import database as db
 from tenantgate.cli.toolfile import statement as st
 from tenantgate.cli.toolfile.spec import ToolFileError, ToolsFile, ToolSpec
@@ -173,6 +174,11 @@ def _json(conn: psycopg.Connection[Any], value: Any) -> str:
 def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
     """The whole script `tenantgate tools apply` runs in one transaction."""
     checked = check(conn, files)
+    # On a distributed Citus coordinator DDL reaches the workers as the current role, and
+    # tenantgate_tool cannot log in (by design: a tool statement that leaves its org's node fails
+    # closed). The functions are created as the DBA there, then handed to tenantgate_tool.
+    found = citus_ddl.state(conn)
+    as_dba = found.coordinator and found.distributed
     names = [c.tool.name for c in checked]
     removed = [n for n in db.defined_tools(conn) if n not in names]
     file_hash = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()
@@ -181,8 +187,10 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
         f"-- tools: {', '.join(names)}",
         f"-- removed: {', '.join(removed) or 'none'}",
         "",
-        "set local role tenantgate_tool;",
+        "-- Citus: created as the DBA, then owned by tenantgate_tool (see cli/citus_ddl.py)"
+        if as_dba else "set local role tenantgate_tool;",
     ]
+    owned = "alter function tenantgate_tools.{}({}) owner to tenantgate_tool;"
     for name in removed:
         parts.append(f"drop function if exists tenantgate_tools.{name}(uuid, uuid, jsonb);")
         parts.append(
@@ -196,16 +204,22 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             parts.append(
                 _function(t.name, t, t.statement, t.access == "write", list(c.columns))
             )
+            if as_dba:
+                parts.append(owned.format(t.name, "uuid, uuid, jsonb"))
             if t.preview:
                 parts.append(
                     _function(t.name + "__preview", t, t.preview, False, c.preview_columns)
                 )
+                if as_dba:
+                    parts.append(owned.format(t.name + "__preview", "uuid, uuid, jsonb"))
             else:
                 parts.append(
                     f"drop function if exists tenantgate_tools.{t.name}__preview"
                     "(uuid, uuid, jsonb);"
                 )
     parts.append(_dispatcher(checked))
+    if as_dba:
+        parts.append(owned.format("dispatch", "text, uuid, uuid, jsonb"))
     parts += [
         "reset role;",
         "set local role tenantgate_owner;",
@@ -245,9 +259,11 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             "insert into tenantgate.tool_definitions (tool_name, kind, title, description, access,"
             " returns, parameters, input_schema, output_schema, annotations, columns, has_preview,"
             " http, max_rows, max_bytes, default_scope, default_cost, default_approval,"
-            " default_burst, default_per_second, statement_sha256, version)\nvalues ("
+            " default_burst, default_per_second, statement_sha256, version)\nselect "
             + ", ".join(values)
-            + ", (select max(version) from tenantgate.tool_applications))\n"
+            # INSERT ... SELECT, not VALUES with a sub-select: Citus refuses the latter on the
+            # reference table tool_definitions becomes on a cluster (cli/citus_plan.py)
+            + ", max(a.version) from tenantgate.tool_applications a\n"
             "on conflict (tool_name) do update set kind = excluded.kind, title = excluded.title,"
             " description = excluded.description, access = excluded.access,"
             " returns = excluded.returns, parameters = excluded.parameters,"
@@ -260,7 +276,7 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
             " default_burst = excluded.default_burst,"
             " default_per_second = excluded.default_per_second,"
             " statement_sha256 = excluded.statement_sha256, version = excluded.version,"
-            " applied_at = pg_catalog.now();"
+            " applied_at = excluded.applied_at;"
         )
     parts.append("reset role;")
     return "\n".join(parts) + "\n"
@@ -269,6 +285,7 @@ def render(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> str:
 def apply(conn: psycopg.Connection[Any], files: list[ToolsFile]) -> dict[str, Any]:
     """Check, then run the script in one transaction; returns the new version and what changed."""
     with conn.transaction():
+        citus_ddl.prepare(conn, "tenantgate tools apply")  # on Citus: propagate DDL or not
         script = render(conn, files)
         conn.execute(sql.SQL(script))
         row = conn.execute(

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenantgate.cli.toolfile import shards
 from tenantgate.cli.toolfile import statement as st
 from tenantgate.cli.toolfile.spec import ToolFileError, ToolSpec
 
@@ -52,13 +53,11 @@ def describe(conn: psycopg.Connection[Any], tool: ToolSpec, text: str) -> Descri
             assert row is not None
             plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
             _walk(plan, out)
+            out.relations = shards.tables_of(conn, out.relations)
             wrapped = query if out.writes else f"select * from ({query}) tenantgate_t limit 0"
             cur = conn.execute(sql.SQL(wrapped))
-            result = cur.pgresult
             names = [c.name for c in cur.description or []]
-            origins: list[tuple[int, int]] = []
-            if result is not None:
-                origins = [(result.ftable(i), result.ftablecol(i)) for i in range(len(names))]
+            origins = shards.column_origins(conn, wrapped, len(names))
             wanted = [(oid, col) for oid, col in origins if oid]
             found: dict[tuple[int, int], str] = {}
             if wanted:

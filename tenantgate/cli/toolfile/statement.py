@@ -112,13 +112,16 @@ def for_function(statement: str, params: list[Parameter]) -> str:
 
 
 def for_describe(statement: str, params: list[Parameter]) -> str:
-    """Placeholders as typed NULLs: plans and describes the statement, matches no row."""
+    """Placeholders as typed NULLs and the nil tenant: plans and describes it, matches no row."""
     types = {p.name: p.type for p in params}
 
     def replace(name: str) -> str:
-        # a sub-select, so the planner keeps every scan instead of folding `= NULL` away
+        # The tenant as the nil uuid, which no org or customer has: a constant, so Citus routes
+        # the statement to one shard as it does the generated function's (a sub-select there
+        # makes it a multi-shard query, which refuses a sub-select in LIMIT).
         if name in CONTEXT:
-            return "(select null::uuid)"
+            return "'00000000-0000-0000-0000-000000000000'::uuid"
+        # a sub-select, so the planner keeps every scan instead of folding `= NULL` away
         return f"(select null::{PG_TYPES[types[name]]})"
 
     return rewrite(statement, replace, params)
