@@ -1,16 +1,17 @@
--- 89_fastgate/10_credit_slots.sql: an org's credits held in 16 slot rows, so calls of one org
+-- 89_fastgate/10_credit_slots.sql: an org's credits held in 32 slot rows, so calls of one org
 -- do not queue behind one balance row.
 --
 -- Before this file every charge updated the org's single credit_accounts row and held its lock
 -- until commit: 32 concurrent callers of one org ran one at a time through it. Now:
---   credit_slots      (org_id, slot 0..15, balance >= 0). The org's balance is the exact sum.
+--   credit_slots      (org_id, slot 0..31, balance >= 0). The org's balance is the exact sum.
 --   credit_accounts   a view of that sum, one row per org, as before (readers keep working; an
 --                     update or insert through it sets the total, spread over the slots).
 --   credit_take       a charge takes the cost from ONE slot holding enough that no other call has
---                     locked (FOR UPDATE SKIP LOCKED, starting at the caller's own pick). Only
---                     when no unlocked slot holds enough does it lock all the org's slots in slot
---                     order, add them up, refuse if the sum is short, or charge and spread the
---                     rest evenly again. Each slot's conditional update keeps it >= 0 (and the
+--                     locked (FOR UPDATE SKIP LOCKED, starting at the caller's own pick); when
+--                     every such slot is locked it waits for one, in slot order. Only when no
+--                     slot alone holds enough does it lock all the org's slots in slot order,
+--                     add them up, refuse if the sum is short, or charge and spread the rest
+--                     evenly again. Each slot's conditional update keeps it >= 0 (and the
 --                     check constraint backs it up), so the sum never goes below zero: no
 --                     overspend, and no refusal while the org's exact total covers the cost.
 -- Every statement filters on org_id, the table is keyed (org_id, slot): ready for Citus.
@@ -19,13 +20,13 @@ set local role tenantgate_owner;
 
 create table tenantgate.credit_slots (
   org_id      uuid        not null references tenantgate.orgs (org_id),
-  slot        smallint    not null,  -- 0..15, written by credit_spread only
+  slot        smallint    not null,  -- 0..31, written by credit_spread only
   balance     bigint      not null default 0 check (balance >= 0),
   updated_at  timestamptz not null default pg_catalog.now(),
   primary key (org_id, slot)
 );
 comment on table tenantgate.credit_slots is
-  'An org''s credits in up to 16 slots; the balance is their exact sum (view credit_accounts).';
+  'An org''s credits in up to 32 slots; the balance is their exact sum (view credit_accounts).';
 alter table tenantgate.credit_slots enable row level security;
 alter table tenantgate.credit_slots force row level security;
 create policy owner_all on tenantgate.credit_slots for all to tenantgate_owner
@@ -47,7 +48,7 @@ comment on view tenantgate.credit_accounts is
   'One credit balance per org: the exact sum of its credit_slots. Updating balance sets the total.';
 
 -- Lock every slot of the org (slot order: two spreaders never deadlock), and set the total to
--- p_total spread evenly over all 16 slots. Returns the total before. Internal.
+-- p_total spread evenly over all 32 slots. Returns the total before. Internal.
 create function tenantgate.credit_spread(p_org_id uuid, p_delta bigint, p_set_total bigint)
 returns bigint
 language plpgsql
@@ -67,10 +68,10 @@ begin
     return v_before;  -- the caller refuses; nothing changed
   end if;
   insert into tenantgate.credit_slots (org_id, slot, balance)
-  select p_org_id, g, 0 from pg_catalog.generate_series(0, 15) g
+  select p_org_id, g, 0 from pg_catalog.generate_series(0, 31) g
   on conflict (org_id, slot) do nothing;
   update tenantgate.credit_slots s
-     set balance = v_total / 16 + case when s.slot < v_total % 16 then 1 else 0 end,
+     set balance = v_total / 32 + case when s.slot < v_total % 32 then 1 else 0 end,
          updated_at = pg_catalog.now()
    where s.org_id = p_org_id;
   return v_before;
@@ -91,7 +92,7 @@ as $$
 declare
   v_after  bigint;
   v_before bigint;
-  v_pick   integer := pg_catalog.abs(coalesce(p_pick, 0) % 16);
+  v_pick   integer := pg_catalog.abs(coalesce(p_pick, 0) % 32);
 begin
   -- One unlocked slot that holds enough, from the caller's pick on. A slot another call has
   -- locked is skipped, not waited for. The sum is the statement's snapshot of the other slots.
@@ -102,7 +103,7 @@ begin
     with pick as (
       select s.slot from tenantgate.credit_slots s
        where s.org_id = p_org_id and s.balance >= p_amount
-       order by (s.slot - v_pick + 16) % 16
+       order by (s.slot - v_pick + 32) % 32
        limit 1
          for update skip locked
     ), took as (
@@ -124,7 +125,36 @@ begin
     when sqlstate 'TGS01' then
       null;  -- whatever the attempt locked is unlocked; wait below
   end;
-  -- No unlocked slot holds enough: wait for every slot, add them up, charge or refuse exactly.
+  -- Every slot that holds enough is locked by another call: wait for the first of them, in
+  -- slot order (all waiters wait in the same order, so none waits for another that waits for
+  -- it). In a block of its own for the same reason as above.
+  begin
+    with pick as (
+      select s.slot from tenantgate.credit_slots s
+       where s.org_id = p_org_id and s.balance >= p_amount
+       order by s.slot
+       limit 1
+         for update
+    ), took as (
+      update tenantgate.credit_slots s
+         set balance = s.balance - p_amount, updated_at = pg_catalog.now()
+        from pick
+       where s.org_id = p_org_id and s.slot = pick.slot and s.balance >= p_amount
+      returning s.slot
+    )
+    select (select pg_catalog.sum(a.balance) from tenantgate.credit_slots a
+             where a.org_id = p_org_id) - p_amount
+      into v_after
+      from took;
+    if v_after is not null then
+      return v_after;
+    end if;
+    raise exception using errcode = 'TGS01', message = 'tenantgate: no slot holds enough';
+  exception
+    when sqlstate 'TGS01' then
+      null;
+  end;
+  -- No slot alone holds enough: wait for every slot, add them up, charge or refuse exactly.
   v_before := tenantgate.credit_spread(p_org_id, -p_amount, null);
   if v_before < p_amount then
     return null;
