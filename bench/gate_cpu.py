@@ -74,8 +74,9 @@ def per_statement_ms(conn: Conn, n: int, one: Callable[[], object]) -> float:
     return (cpu_ns(pid) - before) / n / 1e6
 
 
-def _in_transaction(conn: Conn, n: int, setup: list[tuple[str, tuple[Any, ...]]],
-                    query: str, params: dict[str, Any]) -> float:
+def _in_transaction(
+    conn: Conn, n: int, setup: list[tuple[str, tuple[Any, ...]]], query: str, params: dict[str, Any]
+) -> float:
     with conn.transaction():
         for statement, args in setup:
             conn.execute(statement, args)
@@ -105,19 +106,33 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         psycopg.connect(db.mediator_dsn, autocommit=True, prepare_threshold=0) as med,
     ):
         for _ in range(rounds):
-            add("round trip (select 1)",
-                per_statement_ms(su, reads, lambda: su.execute("select 1").fetchall()))
-            add("bare read (superuser, no RLS)",
-                per_statement_ms(su, reads, lambda: su.execute(STATEMENT, params).fetchall()))
-            add("enforced call_tool",
-                per_statement_ms(med, calls, lambda: med.execute(CALL, ctx).fetchall()))
-            add("in a transaction: bare read",
-                _in_transaction(su, reads, [], STATEMENT, params))
-            add("in a transaction: tool role, gate's policy",
-                _in_transaction(su, reads, [("set local role tenantgate_tool", ()),
-                                            (SETTINGS, ctx)], STATEMENT, params))
-            add("in a transaction: verifying check (current_tenant)",
-                _in_transaction(su, reads, [(SETTINGS, ctx)], VERIFIED, params))
+            add(
+                "round trip (select 1)",
+                per_statement_ms(su, reads, lambda: su.execute("select 1").fetchall()),
+            )
+            add(
+                "bare read (superuser, no RLS)",
+                per_statement_ms(su, reads, lambda: su.execute(STATEMENT, params).fetchall()),
+            )
+            add(
+                "enforced call_tool",
+                per_statement_ms(med, calls, lambda: med.execute(CALL, ctx).fetchall()),
+            )
+            add("in a transaction: bare read", _in_transaction(su, reads, [], STATEMENT, params))
+            add(
+                "in a transaction: tool role, gate's policy",
+                _in_transaction(
+                    su,
+                    reads,
+                    [("set local role tenantgate_tool", ()), (SETTINGS, ctx)],
+                    STATEMENT,
+                    params,
+                ),
+            )
+            add(
+                "in a transaction: verifying check (current_tenant)",
+                _in_transaction(su, reads, [(SETTINGS, ctx)], VERIFIED, params),
+            )
     ms = {label: statistics.median(values) for label, values in samples.items()}
     result = Result(
         "gate_cpu",
@@ -125,8 +140,9 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         smoke=smoke,
     )
     for label, value in ms.items():
-        result.rows.append({"statement": label, "backend_cpu_ms": round(value, 4),
-                            "rounds": len(samples[label])})
+        result.rows.append(
+            {"statement": label, "backend_cpu_ms": round(value, 4), "rounds": len(samples[label])}
+        )
     bare, call = ms["bare read (superuser, no RLS)"], ms["enforced call_tool"]
     in_tx = ms["in a transaction: bare read"]
     gate_ctx = ms["in a transaction: tool role, gate's policy"] - in_tx

@@ -1,4 +1,4 @@
-"""One org as fast as many: 32 concurrent callers of ONE org vs the same callers spread over 32 orgs.
+"""One org as fast as many: 32 concurrent callers of ONE org vs the same callers over 32 orgs.
 
 Every caller is a psycopg connection of the mediator role calling
 ``select tenantgate.call_tool(org, customer, secret, null, 'list_tickets', '{"limit": 20}')`` in
@@ -26,7 +26,6 @@ import collections
 import contextlib
 import sys
 import threading
-import time
 from typing import Any
 
 import psycopg
@@ -132,20 +131,24 @@ def _check_books(su: Conn, orgs: list[str], ok_calls: int) -> list[str]:
         allowed_total += int(allowed or 0)
         broken = su.execute(
             "select first_broken_seq, problem from tenantgate.audit_verify(%s)"
-            " where first_broken_seq is not null", (org,)
+            " where first_broken_seq is not null",
+            (org,),
         ).fetchall()
         if broken:
             problems.append(f"org {org}: audit chain broken at {broken[0]}")
     if not charged_total == allowed_total == ok_calls:
-        problems.append(f"{ok_calls} ok calls, {charged_total} charged, {allowed_total} allowed rows")
+        problems.append(
+            f"{ok_calls} ok calls, {charged_total} charged, {allowed_total} allowed rows"
+        )
     return problems
 
 
 def _exhaust(db: BenchDatabase, su: Conn, tenants: list[_world.Tenant], credits: int) -> list[str]:
     """Set the org's balance to `credits`; its callers call until refused: exactly `credits` ok."""
     org = tenants[0].org_id
-    su.execute("update tenantgate.credit_accounts set balance = %s where org_id = %s",
-               (credits, org))
+    su.execute(
+        "update tenantgate.credit_accounts set balance = %s where org_id = %s", (credits, org)
+    )
     statuses: collections.Counter[str] = collections.Counter()
     work = _caller(tenants, statuses)
 
@@ -156,8 +159,9 @@ def _exhaust(db: BenchDatabase, su: Conn, tenants: list[_world.Tenant], credits:
 
     with contextlib.suppress(_Refused):
         run_threads(db.mediator_dsn, CALLERS, 120, until_refused)
-    row = su.execute("select balance from tenantgate.credit_accounts where org_id = %s",
-                     (org,)).fetchone()
+    row = su.execute(
+        "select balance from tenantgate.credit_accounts where org_id = %s", (org,)
+    ).fetchone()
     final = int(row[0]) if row else -1
     if statuses["ok"] != credits or final != 0 or set(statuses) - {"ok", "no_credit"}:
         return [f"exhaustion: {dict(statuses)} with {credits} credits, final balance {final}"]
@@ -178,12 +182,14 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
     for _ in range(pairs):
         with WaitSampler(db.superuser_dsn) as sampler:
             calls, elapsed, lat = run_threads(
-                db.mediator_dsn, CALLERS, seconds, _caller(one_org, statuses))
+                db.mediator_dsn, CALLERS, seconds, _caller(one_org, statuses)
+            )
         waits.update(sampler.counts)
         rates["1 org"].append(calls / elapsed)
         latencies["1 org"].extend(lat)
         calls, elapsed, lat = run_threads(
-            db.mediator_dsn, CALLERS, seconds, _caller(spread, statuses))
+            db.mediator_dsn, CALLERS, seconds, _caller(spread, statuses)
+        )
         rates[f"{CALLERS} orgs"].append(calls / elapsed)
         latencies[f"{CALLERS} orgs"].extend(lat)
     result = Result(
@@ -193,17 +199,21 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
     )
     for label in rates:
         ms = sorted(x * 1000 for x in latencies[label])
-        result.rows.append({
-            "callers": f"{CALLERS} on {label}",
-            "calls_per_s": round(sum(rates[label]) / len(rates[label])),
-            "p50_ms": round(ms[len(ms) // 2], 2) if ms else 0.0,
-            "p99_ms": round(ms[int(len(ms) * 0.99)], 2) if ms else 0.0,
-        })
+        result.rows.append(
+            {
+                "callers": f"{CALLERS} on {label}",
+                "calls_per_s": round(sum(rates[label]) / len(rates[label])),
+                "p50_ms": round(ms[len(ms) // 2], 2) if ms else 0.0,
+                "p99_ms": round(ms[int(len(ms) * 0.99)], 2) if ms else 0.0,
+            }
+        )
     ratio = sum(rates["1 org"]) / sum(rates[f"{CALLERS} orgs"])
     result.ratios[f"1 org / {CALLERS} orgs calls/s (goal >= 0.8)"] = ratio
     total = sum(waits.values()) or 1
-    result.notes.append("one org's callers, sampled every 10 ms: " + ", ".join(
-        f"{what} {100 * n / total:.0f}%" for what, n in waits.most_common(5)))
+    result.notes.append(
+        "one org's callers, sampled every 10 ms: "
+        + ", ".join(f"{what} {100 * n / total:.0f}%" for what, n in waits.most_common(5))
+    )
     problems: list[str] = []
     if set(statuses) != {"ok"}:
         problems.append(f"calls answered {dict(statuses)}, not all ok")

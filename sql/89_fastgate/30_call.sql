@@ -17,18 +17,25 @@
 
 set local role tenantgate_owner;
 
--- The tenant of the gate's current call (see sql/88_gate/10_tool_role.sql). No SET clause and a
--- plain SELECT: the planner inlines it into the policy's sub-select. call_tool writes both
--- settings from uuid parameters, so they are well-formed uuids or '' (read as NULL: no row).
+-- The tenant of the gate's current call (see sql/88_gate/10_tool_role.sql). No SET clause, no
+-- nested function, one plain SELECT: the planner inlines it into the policy's sub-select (one
+-- InitPlan per query) instead of calling gate_tenant() and setting_uuid() twice. A malformed or
+-- empty setting still reads as NULL (no row), as setting_uuid() did. Operators are schema
+-- qualified: an inlined body is parsed with the caller's search_path.
 create or replace function tenantgate.gate_tenant()
 returns table (org_id uuid, customer_id uuid)
 language sql
 stable
 rows 1
 as $$
-  select nullif(pg_catalog.current_setting('app.org_id', true), '')::pg_catalog.uuid,
-         nullif(pg_catalog.current_setting('app.customer_id', true), '')::pg_catalog.uuid
+  select case when s.o operator(pg_catalog.~*) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then s.o::pg_catalog.uuid end,
+         case when s.c operator(pg_catalog.~*) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then s.c::pg_catalog.uuid end
+    from (select pg_catalog.current_setting('app.org_id', true) as o,
+                 pg_catalog.current_setting('app.customer_id', true) as c) s
 $$;
+
 create or replace function tenantgate.call_tool(
   p_org_id         uuid,
   p_customer_id    uuid,
