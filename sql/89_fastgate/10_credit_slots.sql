@@ -100,6 +100,25 @@ begin
   -- amount in between) is unlocked again by leaving the block with an error, so the wait below
   -- only ever waits in slot order, holding no slot: two waiters cannot deadlock.
   begin
+    -- The caller's own slot first (one key lookup), then any other, from it on.
+    with pick as (
+      select s.slot from tenantgate.credit_slots s
+       where s.org_id = p_org_id and s.slot = v_pick and s.balance >= p_amount
+         for update skip locked
+    ), took as (
+      update tenantgate.credit_slots s
+         set balance = s.balance - p_amount, updated_at = pg_catalog.now()
+        from pick
+       where s.org_id = p_org_id and s.slot = pick.slot and s.balance >= p_amount
+      returning s.slot
+    )
+    select (select pg_catalog.sum(a.balance) from tenantgate.credit_slots a
+             where a.org_id = p_org_id) - p_amount
+      into v_after
+      from took;
+    if v_after is not null then
+      return v_after;
+    end if;
     with pick as (
       select s.slot from tenantgate.credit_slots s
        where s.org_id = p_org_id and s.balance >= p_amount

@@ -57,6 +57,27 @@ begin
     -- is unlocked again when the block ends in an error, so no attempt waits while holding a
     -- slot, and two calls cannot deadlock on the slots.
     begin  -- an unlocked slot holding a token, from this backend's pick on
+      -- This backend's own slot first (one key lookup), then any other, from it on.
+      with pick as (
+          select b.slot from tenantgate.rate_buckets b
+           where b.org_id = p_org_id and b.operator_id = p_operator_id
+             and b.tool_name = p_tool_name and b.slot = v_pick
+             and least(v_cap, b.tokens + greatest(0, extract(epoch from v_now - b.updated_at))
+                                         ::double precision * v_rate) >= 1
+             for update skip locked
+      )
+        update tenantgate.rate_buckets b
+           set tokens = least(v_cap, b.tokens + greatest(0, extract(epoch from v_now - b.updated_at))
+                                                ::double precision * v_rate) - 1,
+               updated_at = greatest(b.updated_at, v_now),
+               pending = b.refused - b.reported, reported = b.refused
+          from pick
+         where b.org_id = p_org_id and b.operator_id = p_operator_id
+           and b.tool_name = p_tool_name and b.slot = pick.slot
+        returning b.pending into v_pending;
+      if found then
+        return v_pending;
+      end if;
       with pick as (
           select b.slot from tenantgate.rate_buckets b
            where b.org_id = p_org_id and b.operator_id = p_operator_id

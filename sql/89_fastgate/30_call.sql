@@ -340,8 +340,11 @@ begin
       v_result := pg_catalog.jsonb_build_object('status', 'ok', 'result', v_items -> 0);
     end if;
   else
-    v_result := pg_catalog.jsonb_build_object('status', 'ok', 'result',
-      pg_catalog.jsonb_build_object('items', v_items, 'truncated', v_trunc));
+    -- The items are copied once into the answer (jsonb_set), not twice (nested build_object).
+    v_result := pg_catalog.jsonb_set(
+      pg_catalog.jsonb_build_object('status', 'ok', 'result',
+        pg_catalog.jsonb_build_object('items', null, 'truncated', v_trunc)),
+      '{result,items}', v_items);
   end if;
   if pg_catalog.cardinality(v_masked) > 0 and v_result ? 'result' then
     v_result := pg_catalog.jsonb_set(v_result, '{result,_masked}', pg_catalog.to_jsonb(v_masked));
