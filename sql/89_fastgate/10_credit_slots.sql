@@ -24,7 +24,7 @@ create table tenantgate.credit_slots (
   balance     bigint      not null default 0 check (balance >= 0),
   updated_at  timestamptz not null default pg_catalog.now(),
   primary key (org_id, slot)
-);
+) with (fillfactor = 10);  -- a few slots per page: concurrent charges seldom share a page
 comment on table tenantgate.credit_slots is
   'An org''s credits in up to 32 slots; the balance is their exact sum (view credit_accounts).';
 alter table tenantgate.credit_slots enable row level security;

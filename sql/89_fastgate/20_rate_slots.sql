@@ -16,6 +16,8 @@ alter table tenantgate.rate_buckets
   add column slot smallint not null default 0;
 alter table tenantgate.rate_buckets drop constraint rate_buckets_pkey;
 alter table tenantgate.rate_buckets add primary key (org_id, operator_id, tool_name, slot);
+-- A few slots per page: concurrent takes seldom share a page (rows written from now on).
+alter table tenantgate.rate_buckets set (fillfactor = 10);
 comment on column tenantgate.rate_buckets.slot is
   'Slot of a split bucket (burst >= 64: 8 slots, >= 256: 32, each its share of burst and rate); 0 otherwise.';
 

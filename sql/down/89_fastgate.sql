@@ -136,6 +136,7 @@ delete from tenantgate.rate_buckets b where b.slot <> 0;
 alter table tenantgate.rate_buckets drop constraint rate_buckets_pkey;
 alter table tenantgate.rate_buckets drop column slot;
 alter table tenantgate.rate_buckets add primary key (org_id, operator_id, tool_name);
+alter table tenantgate.rate_buckets reset (fillfactor);
 
 -- sql/88_gate/40_call.sql
 create or replace function tenantgate.rate_try(p_org_id uuid, p_operator_id uuid, p_tool_name text,
