@@ -343,7 +343,8 @@ def test_policy_reads_the_gates_tenant_once_per_query_and_uses_the_org_index(
     # gate_tenant() is inlined (sql/89_fastgate): no function call per query, and its settings
     # are read once, in the InitPlan the index condition compares with
     assert "gate_tenant" not in plan
-    assert "(InitPlan 1).col1" in index_cond and "(InitPlan 1).col2" in index_cond
+    assert "(InitPlan 1).col1" in index_cond
+    assert "(InitPlan 1).col2" in index_cond
 
 
 def test_history_is_visible_only_to_its_own_live_session(database: TestDatabase) -> None:
