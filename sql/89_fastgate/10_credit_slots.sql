@@ -33,10 +33,12 @@ create policy owner_all on tenantgate.credit_slots for all to tenantgate_owner
   using (true) with check (true);
 create policy admin_read on tenantgate.credit_slots for select to tenantgate_admin using (true);
 
--- The balances so far become slot 0 of each org; the first charge that finds no unlocked slot
--- holding enough spreads them.
+-- The balances so far, spread evenly over each org's 32 slots.
 insert into tenantgate.credit_slots (org_id, slot, balance, updated_at)
-select a.org_id, 0, a.balance, a.updated_at from tenantgate.credit_accounts a;
+select a.org_id, g.slot, a.balance / 32 + case when g.slot < a.balance % 32 then 1 else 0 end,
+       a.updated_at
+  from tenantgate.credit_accounts a
+ cross join pg_catalog.generate_series(0, 31) as g(slot);
 drop table tenantgate.credit_accounts;
 
 create view tenantgate.credit_accounts with (security_invoker = true) as
@@ -92,6 +94,7 @@ as $$
 declare
   v_after  bigint;
   v_before bigint;
+  v_ready  bigint;
   v_pick   integer := pg_catalog.abs(coalesce(p_pick, 0) % 32);
 begin
   -- One unlocked slot that holds enough, from the caller's pick on. A slot another call has
@@ -144,9 +147,13 @@ begin
     when sqlstate 'TGS01' then
       null;  -- whatever the attempt locked is unlocked; wait below
   end;
-  -- Every slot that holds enough is locked by another call: wait for the first of them, in
-  -- slot order (all waiters wait in the same order, so none waits for another that waits for
-  -- it). In a block of its own for the same reason as above.
+  -- Every slot that holds enough is locked by another call. While at least 8 do, wait for the
+  -- first of them, in slot order (all waiters wait in the same order, so none waits for another
+  -- that waits for it), in a block of its own for the same reason as above. Fewer: the credits
+  -- have gathered in a few slots, where calls would queue; spread them again below.
+  select pg_catalog.count(*) into v_ready
+    from tenantgate.credit_slots s where s.org_id = p_org_id and s.balance >= p_amount;
+  if v_ready >= 8 then
   begin
     with pick as (
       select s.slot from tenantgate.credit_slots s
@@ -173,7 +180,9 @@ begin
     when sqlstate 'TGS01' then
       null;
   end;
-  -- No slot alone holds enough: wait for every slot, add them up, charge or refuse exactly.
+  end if;
+  -- No slot alone holds enough (or few do): wait for every slot, add them up, charge or refuse
+  -- exactly, and spread what is left evenly again.
   v_before := tenantgate.credit_spread(p_org_id, -p_amount, null);
   if v_before < p_amount then
     return null;
