@@ -115,6 +115,15 @@ def _plot(r: Result, folder: Path) -> Path | None:
             {"p50": [x["p50_ms"] for x in rows], "p99": [x["p99_ms"] for x in rows]},
             "ms per call",
         )
+    elif r.name == "one_org":
+        _bars(ax, [x["callers"] for x in rows], [x["calls_per_s"] for x in rows], "calls/s")
+    elif r.name == "gate_cpu":
+        _bars(
+            ax,
+            [x["statement"] for x in rows],
+            [x["backend_cpu_ms"] * 1000 for x in rows],
+            "PostgreSQL backend CPU, microseconds per statement",
+        )
     elif r.name == "db_breakdown":
         _bars(ax, [x["statement"] for x in rows], [x["p50_ms"] for x in rows], "p50 ms")
     elif r.name == "mcp_e2e":

@@ -36,6 +36,8 @@ BENCHMARKS = (
     "mcp_e2e",
     "http_tool_overhead",
     "otel_overhead",
+    "one_org",
+    "gate_cpu",
 )
 
 

@@ -29,8 +29,10 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "Audit appends",
         "Gate overhead",
         "End to end over MCP",
+        "One org vs 32 orgs",
+        "PostgreSQL CPU per enforced call",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 7
+    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 9

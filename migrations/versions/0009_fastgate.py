@@ -1,0 +1,28 @@
+"""A cheaper gate per call, and credits and busy rate limits split into slots (sql/89_fastgate).
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from migrations.sqlfile import run_sql_files
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    run_sql_files(
+        "89_fastgate/10_credit_slots.sql",
+        "89_fastgate/20_rate_slots.sql",
+        "89_fastgate/30_call.sql",
+    )
+
+
+def downgrade() -> None:
+    run_sql_files("down/89_fastgate.sql")
