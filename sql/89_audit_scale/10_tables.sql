@@ -35,6 +35,10 @@ create table tenantgate.audit_pending (
   detail       jsonb       not null default '{}',
   primary key (org_id, entry_id)
 );
+-- Every row is deleted once sealed: vacuum it as soon as a few thousand are dead.
+alter table tenantgate.audit_pending set (autovacuum_vacuum_threshold = 2000,
+                                         autovacuum_vacuum_scale_factor = 0,
+                                         autovacuum_vacuum_cost_delay = 0);
 comment on table tenantgate.audit_pending is
   'Audit rows committed but not yet chained. A row leaves only by being sealed into audit_log '
   '(a trigger refuses any other DELETE, and every UPDATE or TRUNCATE).';
@@ -81,9 +85,13 @@ comment on column tenantgate.audit_log.sealed_at is
   'not hashed.';
 
 alter table tenantgate.audit_heads
-  add column sealed_at timestamptz not null default '-infinity';
+  add column sealed_at timestamptz not null default '-infinity',
+  add column sealed_entry bigint not null default 0;
 comment on column tenantgate.audit_heads.sealed_at is
   'sealed_at of the chain''s last row: the next seal never stamps an earlier time.';
+comment on column tenantgate.audit_heads.sealed_entry is
+  'Highest entry number sealed so far: a call''s own seal reads pending rows from there (or from '
+  'its own row), not past every row sealed before; `audit seal` reads them all.';
 
 create table tenantgate.audit_cuts (
   org_id      uuid        not null,
@@ -119,8 +127,11 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+  -- Sealing moves the head before it deletes: the sealed copy carries the head's sealed_at.
   if not exists (select 1 from tenantgate.audit_log a
-                  where a.org_id = old.org_id and a.entry_id = old.entry_id) then
+                  where a.org_id = old.org_id and a.entry_id = old.entry_id
+                    and a.sealed_at = (select h.sealed_at from tenantgate.audit_heads h
+                                        where h.org_id = old.org_id)) then
     raise exception using errcode = '42501',
       message = 'tenantgate: a pending audit row leaves only by being sealed into the chain',
       hint = 'Seal it: tenantgate audit seal.';

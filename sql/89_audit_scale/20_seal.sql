@@ -11,10 +11,9 @@ returns bytea
 language plpgsql
 immutable
 parallel safe
-set search_path = pg_catalog, pg_temp
-as $$
+as $$  -- no SET clause: it runs once per row, and names only pg_catalog, qualified
 begin
-  return pg_catalog.sha256(coalesce(p_state, p_seed) || p_message);
+  return pg_catalog.sha256(coalesce(p_state, p_seed) operator(pg_catalog.||) p_message);
 end
 $$;
 comment on function tenantgate.audit_chain_step(bytea, bytea, bytea) is
@@ -44,6 +43,8 @@ declare
   v_name  text;
   v_made  integer := 0;
 begin
+  -- One creator at a time (two sealers could race to create the same month); held to commit.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('tenantgate.audit_partitions'));
   for v_month in
     select pg_catalog.generate_series(pg_catalog.date_trunc('month', p_from), p_to,
                                       interval '1 month')
@@ -72,7 +73,9 @@ comment on function tenantgate.audit_partitions_ensure(timestamptz, timestamptz)
 
 -- Seal up to p_limit committed pending rows of one org into its chain, in entry order, under the
 -- org's head row lock. With p_skip_locked a busy head answers 0 at once (a call never waits).
-create function tenantgate.audit_seal_org(p_org_id uuid, p_limit integer, p_skip_locked boolean)
+-- p_from_entry: read pending rows from this entry number on (NULL: all of them).
+create function tenantgate.audit_seal_org(p_org_id uuid, p_limit integer, p_skip_locked boolean,
+                                          p_from_entry bigint default null)
 returns bigint
 language plpgsql
 volatile
@@ -80,18 +83,19 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_head  record;
-  v_at    timestamptz;
-  v_count bigint;
-  v_seq   bigint;
-  v_hash  bytea;
+  v_head    record;
+  v_at      timestamptz;
+  v_count   bigint;
+  v_seq     bigint;
+  v_hash    bytea;
+  v_entries bigint[];
 begin
   for attempt in 1..2 loop
     if p_skip_locked then
-      select h.seq, h.head_hash, h.sealed_at into v_head
+      select h.seq, h.head_hash, h.sealed_at, h.sealed_entry into v_head
         from tenantgate.audit_heads h where h.org_id = p_org_id for update skip locked;
     else
-      select h.seq, h.head_hash, h.sealed_at into v_head
+      select h.seq, h.head_hash, h.sealed_at, h.sealed_entry into v_head
         from tenantgate.audit_heads h where h.org_id = p_org_id for update;
     end if;
     exit when found;
@@ -108,7 +112,7 @@ begin
   with batch as (
     select p.*, v_head.seq + pg_catalog.row_number() over (order by p.entry_id) as seq
       from tenantgate.audit_pending p
-     where p.org_id = p_org_id
+     where p.org_id = p_org_id and p.entry_id >= coalesce(p_from_entry, 0)
      order by p.entry_id
      limit p_limit
   ), hashed as (
@@ -127,28 +131,31 @@ begin
            pg_catalog.lag(h.row_hash, 1, v_head.head_hash) over (order by h.seq), h.row_hash,
            h.entry_id, v_at
       from hashed h
-    returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash
+    returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash,
+              tenantgate.audit_log.entry_id
   )
   select pg_catalog.count(*), pg_catalog.max(s.seq),
-         (pg_catalog.array_agg(s.row_hash order by s.seq desc))[1]
-    into v_count, v_seq, v_hash
+         (pg_catalog.array_agg(s.row_hash order by s.seq desc))[1],
+         pg_catalog.array_agg(s.entry_id)
+    into v_count, v_seq, v_hash, v_entries
     from sealed s;
   if v_count = 0 then
     return 0;
   end if;
-  delete from tenantgate.audit_pending p
-   where p.org_id = p_org_id
-     and p.entry_id in (select a.entry_id from tenantgate.audit_log a
-                         where a.org_id = p_org_id and a.seq > v_head.seq
-                           and a.sealed_at = v_at);
-  update tenantgate.audit_heads h set seq = v_seq, head_hash = v_hash, sealed_at = v_at
+  update tenantgate.audit_heads h
+     set seq = v_seq, head_hash = v_hash, sealed_at = v_at,
+         sealed_entry = greatest(h.sealed_entry,
+                                 (select pg_catalog.max(e) from pg_catalog.unnest(v_entries) e))
    where h.org_id = p_org_id;
+  delete from tenantgate.audit_pending p
+   where p.org_id = p_org_id and p.entry_id = any(v_entries);
   return v_count;
 end
 $$;
-comment on function tenantgate.audit_seal_org(uuid, integer, boolean) is
-  'Internal: chain up to p_limit committed pending rows of one org (entry order) under its head '
-  'row lock; returns how many. p_skip_locked: answer 0 instead of waiting for the lock.';
+comment on function tenantgate.audit_seal_org(uuid, integer, boolean, bigint) is
+  'Internal: chain up to p_limit committed pending rows of one org (entry order, from '
+  'p_from_entry) under its head row lock; returns how many. p_skip_locked: answer 0 instead of '
+  'waiting for the lock.';
 
 -- What `tenantgate audit seal` runs, one org per transaction: make the months ahead, then seal
 -- everything pending (waiting for a call that holds the head, never for long).
@@ -163,7 +170,8 @@ begin
   perform tenantgate.audit_partitions_ensure(pg_catalog.now(),
                                              pg_catalog.now() + interval '2 months');
   org_id := p_org_id;
-  sealed := tenantgate.audit_seal_org(p_org_id, greatest(coalesce(p_limit, 50000), 1), false);
+  sealed := tenantgate.audit_seal_org(p_org_id, greatest(coalesce(p_limit, 50000), 1), false,
+                                     null);
   select h.seq into head_seq from tenantgate.audit_heads h where h.org_id = p_org_id;
   select pg_catalog.count(*) into still_pending
     from tenantgate.audit_pending p where p.org_id = p_org_id;
@@ -188,10 +196,12 @@ $$;
 comment on function tenantgate.audit_pending_orgs() is
   'Each org with pending (committed, not yet chained) audit rows: how many, and the oldest.';
 
--- The append every gate entry point makes (signature as before 0010). The row is written at
--- once, in the caller's transaction, without waiting for any lock; the call then seals if the
--- org's head is free. Returns the row's entry number (what an upstream admission refers to) and
--- its row_hash when this call sealed it (NULL while it waits for the next seal).
+-- The append every gate entry point makes (signature as before 0010). It never waits for the
+-- chain: if the org's head is free (SKIP LOCKED) the call takes it, seals the rows waiting for
+-- it, and appends its own row to the chain directly; if another call holds the head, the row
+-- goes to audit_pending, committed with the call, and the next seal chains it. Returns the
+-- row's entry number (what an upstream admission refers to) and its row_hash (NULL while it
+-- waits to be sealed).
 create or replace function tenantgate.audit_append_row(
   p_org_id uuid, p_session_id uuid, p_operator_id uuid, p_customer_id uuid,
   p_request_id text, p_tool_name text, p_decision text, p_detail jsonb
@@ -203,28 +213,65 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_entry bigint;
-  v_hash  bytea;
+  v_entry  bigint := pg_catalog.nextval('tenantgate.audit_entry_seq');
+  v_at     timestamptz := pg_catalog.clock_timestamp();
+  v_detail jsonb := coalesce(p_detail, '{}'::jsonb);
+  v_head   record;
+  v_seq    bigint;
+  v_hash   bytea;
 begin
-  insert into tenantgate.audit_pending
-    (org_id, occurred_at, session_id, operator_id, customer_id, request_id, tool_name, decision,
-     detail)
-  values (p_org_id, pg_catalog.clock_timestamp(), p_session_id, p_operator_id, p_customer_id,
-          p_request_id, p_tool_name, p_decision, coalesce(p_detail, '{}'::jsonb))
-  returning tenantgate.audit_pending.entry_id into v_entry;
   begin
-    if tenantgate.audit_seal_org(p_org_id, 256, true) > 0 then
-      select a.row_hash into v_hash from tenantgate.audit_log a
-       where a.org_id = p_org_id and a.entry_id = v_entry;
+    select h.seq, h.head_hash, h.sealed_at, h.sealed_entry into v_head
+      from tenantgate.audit_heads h where h.org_id = p_org_id for update skip locked;
+    if not found and not exists (select 1 from tenantgate.audit_heads h
+                                  where h.org_id = p_org_id) then
+      insert into tenantgate.audit_heads (org_id, seq, head_hash)
+      values (p_org_id, 0, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))
+      on conflict (org_id) do nothing;
+      select h.seq, h.head_hash, h.sealed_at, h.sealed_entry into v_head
+        from tenantgate.audit_heads h where h.org_id = p_org_id for update skip locked;
+    end if;
+    if v_head.seq is not null then
+      -- The head is ours until commit. Rows other calls left waiting go first (only those
+      -- after the last entry sealed: an older one committed late is `audit seal`'s).
+      if exists (select 1 from tenantgate.audit_pending p
+                  where p.org_id = p_org_id and p.entry_id > v_head.sealed_entry) then
+        perform tenantgate.audit_seal_org(p_org_id, 256, true, v_head.sealed_entry + 1);
+        select h.seq, h.head_hash, h.sealed_at, h.sealed_entry into v_head
+          from tenantgate.audit_heads h where h.org_id = p_org_id;
+      end if;
+      v_seq := v_head.seq + 1;
+      v_hash := pg_catalog.sha256(v_head.head_hash operator(pg_catalog.||) pg_catalog.convert_to(
+        tenantgate.audit_canonical(p_org_id, v_seq, v_at, p_session_id, p_operator_id,
+                                   p_customer_id, p_request_id, p_tool_name, p_decision,
+                                   v_detail), 'UTF8'));
+      insert into tenantgate.audit_log
+        (org_id, seq, occurred_at, session_id, operator_id, customer_id, request_id, tool_name,
+         decision, detail, prev_hash, row_hash, entry_id, sealed_at)
+      values (p_org_id, v_seq, v_at, p_session_id, p_operator_id, p_customer_id, p_request_id,
+              p_tool_name, p_decision, v_detail, v_head.head_hash, v_hash, v_entry,
+              greatest(v_at, v_head.sealed_at));
+      update tenantgate.audit_heads h
+         set seq = v_seq, head_hash = v_hash, sealed_at = greatest(v_at, v_head.sealed_at),
+             sealed_entry = greatest(h.sealed_entry, v_entry)
+       where h.org_id = p_org_id;
+      return query select v_entry, v_hash;
+      return;
     end if;
   exception when others then
-    -- No partition for this month yet, or any other failure to seal: the row stays pending,
-    -- committed with the call; `tenantgate audit seal` seals it and reports what stopped it.
+    -- No partition for this month (nobody ran `tenantgate audit seal` for two months), or any
+    -- other failure to chain now: the row is still written, pending, and the seal reports why.
     v_hash := null;
   end;
-  return query select v_entry, v_hash;
+  insert into tenantgate.audit_pending
+    (org_id, entry_id, occurred_at, session_id, operator_id, customer_id, request_id,
+     tool_name, decision, detail)
+  values (p_org_id, v_entry, v_at, p_session_id, p_operator_id, p_customer_id, p_request_id,
+          p_tool_name, p_decision, v_detail);
+  return query select v_entry, null::bytea;
 end
 $$;
 comment on function tenantgate.audit_append_row(uuid, uuid, uuid, uuid, text, text, text, jsonb) is
-  'Internal: write an audit row in the caller''s transaction (no chain lock) and seal the org''s '
-  'chain if nobody else is; returns (entry number, row_hash or NULL while pending).';
+  'Internal: write an audit row in the caller''s transaction without waiting for the chain: '
+  'chained at once if the org''s head is free, else pending until the next seal; returns (entry '
+  'number, row_hash or NULL while pending).';

@@ -13,7 +13,7 @@ begin
   loop
     select p.org_id into v_org from tenantgate.audit_pending p limit 1;
     exit when not found;
-    if tenantgate.audit_seal_org(v_org, 50000, false) = 0 then
+    if tenantgate.audit_seal_org(v_org, 50000, false, null) = 0 then
       raise exception 'tenantgate: cannot seal the pending audit rows of org %', v_org
         using hint = 'Run `tenantgate audit seal` and read its error, then downgrade again.';
     end if;
@@ -81,11 +81,11 @@ drop function tenantgate.audit_orgs();
 drop function tenantgate.audit_verify_from(uuid, bigint, bytea);
 drop function tenantgate.audit_pending_orgs();
 drop function tenantgate.audit_seal(uuid, integer);
-drop function tenantgate.audit_seal_org(uuid, integer, boolean);
+drop function tenantgate.audit_seal_org(uuid, integer, boolean, bigint);
 drop function tenantgate.audit_partitions_ensure(timestamptz, timestamptz);
 drop aggregate tenantgate.audit_chain(bytea, bytea);
 drop function tenantgate.audit_chain_step(bytea, bytea, bytea);
-alter table tenantgate.audit_heads drop column sealed_at;
+alter table tenantgate.audit_heads drop column sealed_at, drop column sealed_entry;
 
 -- The append of 0006 (sql/88_gate/40_call.sql): lock the head, hash, move it, insert.
 create or replace function tenantgate.audit_append_row(
