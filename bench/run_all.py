@@ -28,7 +28,8 @@ if __package__ in (None, ""):  # `python bench/run_all.py`: make the repository 
 from bench import _report
 from bench._common import REPO, Result, bench_server, machine, print_result
 
-BENCHMARKS = ("credits", "scale", "gate_overhead", "db_breakdown", "mcp_e2e", "http_tool_overhead")
+BENCHMARKS = ("credits", "scale", "gate_overhead", "db_breakdown", "mcp_e2e", "http_tool_overhead",
+              "audit_scale")
 
 
 def main() -> int:

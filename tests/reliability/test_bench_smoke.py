@@ -29,8 +29,11 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "Audit appends",
         "Gate overhead",
         "End to end over MCP",
+        "Audit chain: 32 writers on one org's chain",
+        "Audit appends per second as the log grows",
+        "Audit verify, export and retire",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 7
+    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 9  # 7, and audit_scale's two
