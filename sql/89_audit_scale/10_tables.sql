@@ -1,12 +1,12 @@
--- 89_audit_scale/10_tables.sql: the audit log at scale -- written at once, chained just after.
+-- 89_audit_scale/10_tables.sql: the audit log at scale -- no call waits for its org's chain.
 --
--- A call writes its audit row into tenantgate.audit_pending, in its own transaction, with no lock
--- on the chain: calls of one org no longer queue behind its head row until they commit. The chain
--- is extended by sealing (tenantgate.audit_seal_org, 20_seal.sql): whoever holds the org's head
--- row moves the committed pending rows, in entry order, into tenantgate.audit_log with their seq,
--- prev_hash and row_hash. A call seals right away when nobody else holds the head (SKIP LOCKED,
--- so it never waits); otherwise the next call or `tenantgate audit seal` does it. The
--- tamper-evidence window -- a committed row not yet covered by the chain -- is docs/design.md's.
+-- Before 0010 every append locked the org's head row until commit, so the calls of one org ran
+-- one at a time. Now a call takes the head only if it is free (SKIP LOCKED): then it chains its
+-- row at once, as before. If another call holds the head, the row goes to
+-- tenantgate.audit_pending instead -- in the call's own transaction, so no call commits without
+-- its audit row -- and is sealed into the chain, in entry order, by the next call that takes the
+-- head or by `tenantgate audit seal` (tenantgate.audit_seal, every second). Until then it is
+-- recorded but not yet covered by the chain: the tamper-evidence window of docs/design.md.
 --
 -- audit_log is partitioned by month of sealed_at, the time its row joined the chain. sealed_at
 -- never decreases along one org's chain (audit_heads.sealed_at), so each partition holds one
@@ -71,7 +71,6 @@ create table tenantgate.audit_log (
     'approved', 'approval_denied', 'replayed', 'upstream'))
 ) partition by range (sealed_at);
 create index audit_log_time_idx on tenantgate.audit_log (org_id, occurred_at);
-create index audit_log_entry_idx on tenantgate.audit_log (org_id, entry_id);
 comment on table tenantgate.audit_log is
   'Append-only, per-org hash chain of every tool call and denial, partitioned by month of '
   'sealed_at. UPDATE, DELETE and TRUNCATE are refused by triggers, even for the owner; old months '
@@ -120,18 +119,16 @@ begin
 end
 $rls$;
 
--- A pending row may leave only once its sealed copy is in the chain.
+-- A pending row may leave only through audit_seal_org, which marks its transaction for the org
+-- it has just chained. The trigger reads no other table (on Citus it runs on the shard).
 create function tenantgate.audit_pending_release()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  -- Sealing moves the head before it deletes: the sealed copy carries the head's sealed_at.
-  if not exists (select 1 from tenantgate.audit_log a
-                  where a.org_id = old.org_id and a.entry_id = old.entry_id
-                    and a.sealed_at = (select h.sealed_at from tenantgate.audit_heads h
-                                        where h.org_id = old.org_id)) then
+  if pg_catalog.current_setting('tenantgate.sealing_org', true) is distinct from old.org_id::text
+  then
     raise exception using errcode = '42501',
       message = 'tenantgate: a pending audit row leaves only by being sealed into the chain',
       hint = 'Seal it: tenantgate audit seal.';
@@ -140,7 +137,7 @@ begin
 end
 $$;
 comment on function tenantgate.audit_pending_release() is
-  'Trigger: refuse deleting a pending audit row that is not yet in audit_log.';
+  'Trigger: refuse deleting a pending audit row outside audit_seal_org.';
 
 create trigger audit_pending_sealed_only
   before delete on tenantgate.audit_pending

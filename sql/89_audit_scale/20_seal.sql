@@ -147,8 +147,10 @@ begin
          sealed_entry = greatest(h.sealed_entry,
                                  (select pg_catalog.max(e) from pg_catalog.unnest(v_entries) e))
    where h.org_id = p_org_id;
+  perform pg_catalog.set_config('tenantgate.sealing_org', p_org_id::text, true);
   delete from tenantgate.audit_pending p
    where p.org_id = p_org_id and p.entry_id = any(v_entries);
+  perform pg_catalog.set_config('tenantgate.sealing_org', '', true);
   return v_count;
 end
 $$;

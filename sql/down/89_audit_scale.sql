@@ -24,7 +24,6 @@ $seal$;
 alter table tenantgate.audit_log rename to audit_log_partitioned;
 alter index tenantgate.audit_log_pkey rename to audit_log_partitioned_pkey;
 alter index tenantgate.audit_log_time_idx rename to audit_log_partitioned_time_idx;
-alter index tenantgate.audit_log_entry_idx rename to audit_log_partitioned_entry_idx;
 
 create table tenantgate.audit_log (
   org_id       uuid        not null,
