@@ -102,9 +102,10 @@ async def test_a_backend_killed_mid_call_loses_nothing_and_a_retry_succeeds(
             continue
         locker = await psycopg.AsyncConnection.connect(database.superuser_dsn)
         try:
-            # Appends take no chain lock (they seal with SKIP LOCKED); holding the pending
-            # table in SHARE mode makes the call's audit insert wait instead.
-            await locker.execute("lock table tenantgate.audit_pending in share mode")
+            # Appends wait for no chain lock (SKIP LOCKED); holding the audit tables in SHARE
+            # mode makes the call's audit insert wait instead, chained or pending.
+            await locker.execute(
+                "lock table tenantgate.audit_log, tenantgate.audit_pending in share mode")
             call = asyncio.create_task(
                 gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
             )
