@@ -159,8 +159,9 @@ comment on function tenantgate.audit_seal_org(uuid, integer, boolean, bigint) is
   'p_from_entry) under its head row lock; returns how many. p_skip_locked: answer 0 instead of '
   'waiting for the lock.';
 
--- What `tenantgate audit seal` runs, one org per transaction: make the months ahead, then seal
--- everything pending (waiting for a call that holds the head, never for long).
+-- What `tenantgate audit seal` runs, one org per transaction (after audit_partitions_ensure for
+-- the months ahead, which on Citus must run on the coordinator, not in this org's function):
+-- seal what is pending, waiting for a call that holds the head (never for long).
 create function tenantgate.audit_seal(p_org_id uuid, p_limit integer default 50000)
 returns table (org_id uuid, sealed bigint, head_seq bigint, still_pending bigint)
 language plpgsql
@@ -169,8 +170,6 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  perform tenantgate.audit_partitions_ensure(pg_catalog.now(),
-                                             pg_catalog.now() + interval '2 months');
   org_id := p_org_id;
   sealed := tenantgate.audit_seal_org(p_org_id, greatest(coalesce(p_limit, 50000), 1), false,
                                      null);
@@ -181,8 +180,8 @@ begin
 end
 $$;
 comment on function tenantgate.audit_seal(uuid, integer) is
-  'Seal up to p_limit pending audit rows of one org into its chain (creating the months ahead '
-  'first); returns the rows sealed, the head seq and what is still pending.';
+  'Seal up to p_limit pending audit rows of one org into its chain; returns the rows sealed, the '
+  'head seq and what is still pending.';
 
 -- Orgs with rows waiting to be sealed, oldest entry first.
 create function tenantgate.audit_pending_orgs()

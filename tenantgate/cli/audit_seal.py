@@ -23,7 +23,10 @@ OrgOption = Annotated[str | None, typer.Option("--org", help="Only this org (nam
 
 
 def seal_pending(conn: Any, org_id: Any = None) -> list[dict[str, Any]]:
-    """Seal every org with pending rows (or just `org_id`), one org per transaction."""
+    """Make the next months' partitions, then seal every org with pending rows (or just
+    `org_id`), one org per transaction."""
+    conn.execute("select tenantgate.audit_partitions_ensure(pg_catalog.now(),"
+                 " pg_catalog.now() + interval '2 months')")
     if org_id is not None:
         orgs = [org_id]
     else:

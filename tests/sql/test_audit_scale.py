@@ -17,6 +17,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from bench._audit_fill import fill
+from tenantgate.cli.audit_seal import seal_pending
 from tests.factories import add_tenant
 from tests.pg import TestDatabase
 
@@ -361,3 +362,15 @@ def test_a_malformed_anchor_is_refused_with_what_to_use(database: TestDatabase,
                                                         org: uuid.UUID) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="32-byte hash"):
         verify_from(database, org, 5, b"short")
+
+
+def test_a_month_without_a_partition_keeps_calls_working_and_the_seal_makes_it(
+        database: TestDatabase, org: uuid.UUID) -> None:
+    with database.connect(autocommit=True) as su:
+        su.execute(f"drop table tenantgate.audit_log_p{dt.datetime.now(dt.UTC):%Y%m}")
+        append(su, org, 2)  # no partition to chain into: the rows wait, written
+    assert counts(database, org) == (0, 2)
+    with database.connect("tenantgate_admin", autocommit=True) as admin:
+        [sealed] = seal_pending(admin)
+    assert (sealed["sealed"], sealed["still_pending"]) == (2, 0)
+    assert verify_from(database, org)[:3] == (2, None, None)
