@@ -16,6 +16,9 @@ SOURCES = {
     "gate_overhead": "gate_overhead",
     "mcp_e2e": "mcp_e2e",
     "db_breakdown": "db_breakdown",
+    "audit_chains": "audit_scale",
+    "audit_scale_append": "audit_scale",
+    "audit_scale_ops": "audit_scale",
 }
 
 
@@ -108,6 +111,19 @@ def _plot(r: Result, folder: Path) -> Path | None:
             [x["appends_per_s"] for x in rows],
             "appends/s",
         )
+    elif r.name == "audit_chains":
+        designs = list(dict.fromkeys(x["design"] for x in rows))
+        chains = list(dict.fromkeys(x["chains"] for x in rows))
+        series = {c: [next((x["appends_per_s"] for x in rows
+                            if x["design"] == d and x["chains"] == c), 0) for d in designs]
+                  for c in chains}
+        _grouped(ax, designs, series, "appends/s (32 writers)")
+    elif r.name == "audit_scale_append":
+        xs = [int(str(x["rows_in_log"]).replace(",", "")) for x in rows]
+        ax.plot(xs, [x["appends_per_s"] for x in rows], marker="o")
+        ax.set_xlabel("rows in the audit log")
+        ax.set_ylabel("appends/s (8 writers)")
+        ax.set_ylim(bottom=0)
     elif r.name == "gate_overhead":
         _grouped(
             ax,

@@ -38,6 +38,7 @@ BENCHMARKS = (
     "otel_overhead",
     "one_org",
     "gate_cpu",
+    "audit_scale",
 )
 
 

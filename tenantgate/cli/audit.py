@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 from rich.progress import Progress
 
-from tenantgate.cli import _refs
+from tenantgate.cli import _refs, audit_seal
 from tenantgate.cli._common import (
     DsnOption,
     JsonOption,
@@ -24,8 +25,13 @@ from tenantgate.cli._common import (
     to_json_line,
 )
 
-app = typer.Typer(help="Tail, verify and export the audit chain; report anomalies.",
+app = typer.Typer(help="Tail, verify, seal, export and retire the audit chain; report anomalies.",
                   no_args_is_help=True)
+app.command(epilog=epilog("tenantgate audit seal", "tenantgate audit seal --follow --interval 1")
+            )(audit_seal.seal)
+app.command(epilog=epilog("tenantgate audit retire --before 2026-01-01",
+                          "tenantgate audit retire --before 2026-01-01 --yes --json > cut.json"))(
+    audit_seal.retire)
 
 OrgOption = Annotated[str | None, typer.Option("--org", help="Only this org (name or id).")]
 DECISIONS = ("allowed", "denied", "error", "approval_required", "rate_limited", "no_credit")
@@ -119,26 +125,33 @@ def verify(
     org: OrgOption = None,
     anchor: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
-        help="Chain heads exported earlier (`audit heads`): each must still be in the chain.")
+        help="Chain heads kept outside the database (`audit heads --json`, `audit retire "
+             "--json`): verify only the rows after each, and check the anchored row still "
+             "matches.")
     ] = None,
     dsn: DsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute every org's hash chain and report the first broken link per org (exit 1)."""
+    """Recompute every org's hash chain and report the first broken link per org (exit 1).
+
+    Without --anchor a chain is read from its last retirement cut (or its first row); with it,
+    from the anchored head on, so a daily run reads only the day's rows.
+    """
     anchors: dict[str, dict[str, Any]] = {}
     if anchor is not None:
         try:
-            anchors = {str(h["org_id"]): h for h in json.loads(anchor.read_text())}
+            anchors = {str(h["org_id"]): {"seq": int(h["seq"]),
+                                          "hash": bytes.fromhex(str(h["head_hash"]))}
+                       for h in json.loads(anchor.read_text())}
         except (ValueError, KeyError, TypeError) as exc:
             fail(f"cannot read anchors from {str(anchor)!r}: {exc}; "
                  "it should be the JSON of `tenantgate audit heads --json`")
+    started = time.monotonic()
     with connect(dsn) as conn:
         org_id = _refs.org_id(conn, org) if org else None
-        # Every chain: orgs with a head, and org ids found in the log (a deleted head included).
         orgs = fetch_dicts(conn, """
             select c.org_id, coalesce(o.name, '(unknown org)') as name
-            from (select h.org_id from tenantgate.audit_heads h
-                  union select a.org_id from tenantgate.audit_log a
+            from (select a.org_id from tenantgate.audit_orgs() a
                   union select %(org)s::uuid where %(org)s::uuid is not null) c
             left join tenantgate.orgs o on o.org_id = c.org_id
             where %(org)s::uuid is null or c.org_id = %(org)s
@@ -147,25 +160,30 @@ def verify(
         with Progress(console=stderr, transient=True, disable=as_json) as progress:
             task = progress.add_task("verifying audit chains", total=len(orgs))
             for o in orgs:
-                row = conn.execute("select rows_checked, first_broken_seq, problem"
-                                   " from tenantgate.audit_verify(%s)", (o["org_id"],)).fetchone()
-                checked, broken, problem = row if row else (0, None, None)
                 pinned = anchors.get(str(o["org_id"]))
-                if broken is None and pinned is not None:
-                    hit = conn.execute(
-                        "select row_hash = pg_catalog.decode(%s, 'hex') from tenantgate.audit_log"
-                        " where org_id = %s and seq = %s",
-                        (pinned["head_hash"], o["org_id"], int(pinned["seq"]))).fetchone()
-                    if not hit or not hit[0]:
-                        broken = int(pinned["seq"])
-                        problem = "row differs from the anchored head: the chain was rewritten"
+                row = conn.execute(
+                    "select rows_checked, first_broken_seq, problem, last_seq,"
+                    " pg_catalog.encode(last_hash, 'hex'), pending"
+                    " from tenantgate.audit_verify_from(%s, %s, %s)",
+                    (o["org_id"], pinned["seq"] if pinned else None,
+                     pinned["hash"] if pinned else None)).fetchone()
+                checked, broken, problem, last_seq, last_hash, pending = (
+                    row if row else (0, None, None, None, None, 0))
                 results.append({"org": o["name"], "org_id": o["org_id"], "rows_checked": checked,
                                 "intact": broken is None, "first_broken_seq": broken,
-                                "problem": problem})
+                                "problem": problem, "from_seq": pinned["seq"] if pinned else None,
+                                "last_seq": last_seq, "last_hash": last_hash,
+                                "pending": pending})
                 progress.advance(task)
+    seconds = time.monotonic() - started
     broken_count = sum(1 for r in results if not r["intact"])
+    rows = sum(int(r["rows_checked"] or 0) for r in results)
+    pending_count = sum(int(r["pending"] or 0) for r in results)
     emit_rows(results, as_json=as_json, title="audit chains", empty="no audit rows yet")
-    stderr.print(f"{len(results)} chains verified, {broken_count} broken")
+    stderr.print(f"{len(results)} chains verified, {broken_count} broken; {rows} rows in "
+                 f"{seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
+                 + (f"; {pending_count} rows pending, not chained yet (`tenantgate audit seal`)"
+                    if pending_count else ""))
     if broken_count:
         raise typer.Exit(1)
 
@@ -191,46 +209,61 @@ def export(
 ) -> None:
     """Export audit rows as JSON lines, with the hashes and the exact text each hash covers.
 
-    row_hash = sha256(prev_hash || utf8(canonical)), so the chain can be verified anywhere.
+    row_hash = sha256(prev_hash || utf8(canonical)), so the chain can be verified anywhere. Rows
+    stream through a server-side cursor: memory stays flat however many there are.
     """
     with connect(dsn) as conn:
         org_id = _refs.org_id(conn, org) if org else None
         params = {"org": org_id, "since": since, "until": until}
-        where = """ where (%(org)s::uuid is null or a.org_id = %(org)s)
-                      and (%(since)s::timestamptz is null or a.occurred_at >= %(since)s)
-                      and (%(until)s::timestamptz is null or a.occurred_at < %(until)s)"""
-        count_row = conn.execute("select count(*) from tenantgate.audit_log a" + where, params
-                                 ).fetchone()
-        total = int(count_row[0]) if count_row else 0
         out: IO[str]
         out = output.open("w", encoding="utf-8") if output else _stdout()
         try:
-            with (Progress(console=stderr, transient=True, disable=output is None) as progress,
-                  conn.transaction(),
-                  conn.cursor(name="audit_export") as cur):
-                task = progress.add_task("exporting", total=total)
-                cur.execute("""
-                    select a.org_id, a.seq, a.occurred_at,
-                           (extract(epoch from a.occurred_at) * 1000000)::bigint as at_us,
-                           a.session_id, a.operator_id, a.customer_id, a.request_id, a.tool_name,
-                           a.decision, a.detail, pg_catalog.encode(a.prev_hash, 'hex'),
-                           pg_catalog.encode(a.row_hash, 'hex'),
-                           tenantgate.audit_canonical(a.org_id, a.seq, a.occurred_at,
-                             a.session_id, a.operator_id, a.customer_id, a.request_id,
-                             a.tool_name, a.decision, a.detail)
-                    from tenantgate.audit_log a""" + where + " order by a.org_id, a.seq", params)
-                names = ("org_id", "seq", "occurred_at", "at_us", "session_id", "operator_id",
-                         "customer_id", "request_id", "tool_name", "decision", "detail",
-                         "prev_hash", "row_hash", "canonical")
-                for row in cur:
-                    record = dict(zip(names, row, strict=True))
-                    out.write(to_json_line(record) + "\n")
-                    progress.advance(task)
+            with Progress(console=stderr, transient=True, disable=output is None) as progress:
+                task = progress.add_task("exporting", total=None)
+                total = stream_export(conn, params, out,
+                                      lambda n: progress.advance(task, n))
         finally:
             if output:
                 out.close()
     if output:
         stderr.print(f"exported {total} rows to {output}")
+
+
+EXPORT_BATCH = 2000
+_EXPORT_NAMES = ("org_id", "seq", "occurred_at", "at_us", "session_id", "operator_id",
+                 "customer_id", "request_id", "tool_name", "decision", "detail", "prev_hash",
+                 "row_hash", "canonical")
+_EXPORT = """
+select a.org_id, a.seq, a.occurred_at,
+       (extract(epoch from a.occurred_at) * 1000000)::bigint as at_us,
+       a.session_id, a.operator_id, a.customer_id, a.request_id, a.tool_name,
+       a.decision, a.detail, pg_catalog.encode(a.prev_hash, 'hex'),
+       pg_catalog.encode(a.row_hash, 'hex'),
+       tenantgate.audit_canonical(a.org_id, a.seq, a.occurred_at,
+         a.session_id, a.operator_id, a.customer_id, a.request_id,
+         a.tool_name, a.decision, a.detail)
+from tenantgate.audit_log a
+where (%(org)s::uuid is null or a.org_id = %(org)s)
+  and (%(since)s::timestamptz is null or a.occurred_at >= %(since)s)
+  and (%(until)s::timestamptz is null or a.occurred_at < %(until)s)
+order by a.org_id, a.seq
+"""
+
+
+def stream_export(conn: Any, params: dict[str, Any], out: IO[str],
+                  progress: Callable[[int], object] = lambda n: None) -> int:
+    """Write the matching audit rows to `out` as JSON lines, EXPORT_BATCH rows per fetch from a
+    server-side cursor (never the whole result in memory); returns how many rows."""
+    total = 0
+    with conn.transaction(), conn.cursor(name="audit_export") as cur:
+        cur.itersize = EXPORT_BATCH
+        cur.execute(_EXPORT, params)
+        while batch := cur.fetchmany(EXPORT_BATCH):
+            out.write("".join(to_json_line(dict(zip(_EXPORT_NAMES, row, strict=True))) + "\n"
+                              for row in batch))
+            total += len(batch)
+            progress(len(batch))
+    return total
 
 
 def _stdout() -> IO[str]:

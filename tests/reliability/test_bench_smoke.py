@@ -31,8 +31,12 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "End to end over MCP",
         "One org vs 32 orgs",
         "PostgreSQL CPU per enforced call",
+        "Audit chain: 32 writers on one org's chain",
+        "Audit appends per second as the log grows",
+        "Audit verify, export and retire",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 9
+    # 7, one_org's and gate_cpu's, audit_scale's two
+    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 11

@@ -90,7 +90,7 @@ async def _wait_for_lock(superuser_dsn: str) -> int:
 async def test_a_backend_killed_mid_call_loses_nothing_and_a_retry_succeeds(
     database: Any, world: World, sessions: Sessions, gate: Gate
 ) -> None:
-    """Killed after the charge and the read, while waiting for the audit chain: nothing stays."""
+    """Killed after the charge and the read, while waiting to write its audit row: nothing stays."""
     _, claims = sessions.open("Acme")
     await gate.call(claims, "list_tickets", {"limit": 5})  # the org's chain head exists
     killed: list[str] = []
@@ -102,10 +102,10 @@ async def test_a_backend_killed_mid_call_loses_nothing_and_a_retry_succeeds(
             continue
         locker = await psycopg.AsyncConnection.connect(database.superuser_dsn)
         try:
+            # Appends wait for no chain lock (SKIP LOCKED); holding the audit tables in SHARE
+            # mode makes the call's audit insert wait instead, chained or pending.
             await locker.execute(
-                "select 1 from tenantgate.audit_heads where org_id = %s for update",
-                (claims.org_id,),
-            )
+                "lock table tenantgate.audit_log, tenantgate.audit_pending in share mode")
             call = asyncio.create_task(
                 gate.call(claims, "list_tickets", {"limit": 5}, request_key=key)
             )

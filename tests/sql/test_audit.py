@@ -159,6 +159,11 @@ def test_concurrent_appends_keep_one_unbroken_chain_per_org(database: TestDataba
     for t in threads:
         t.join()
     assert errors == []
+    with database.connect("tenantgate_admin") as admin:  # what `tenantgate audit seal` runs
+        for s in sessions:
+            left = admin.execute("select still_pending from tenantgate.audit_seal(%s)",
+                                 (s.tenant.org_id,)).fetchone()
+            assert left == (0,)
     results = verify(database)
     assert sorted(results) == sorted((s.tenant.org_id, 200, None, None) for s in sessions)
 

@@ -110,8 +110,9 @@ def test_a_call_waiting_on_a_held_org_lock_fails_after_lock_timeout_instead_of_h
                        " (%s, 0, decode(repeat('00', 32), 'hex')) on conflict do nothing",
                        (t.org_id,))
         holder.commit()
-        holder.execute("select 1 from tenantgate.audit_heads where org_id = %s for update",
-                       (t.org_id,))  # held, as a stuck or hostile client would
+        # Appends no longer wait for the org's chain head (SKIP LOCKED): hold what the call's
+        # audit insert needs instead, as a stuck maintenance job would.
+        holder.execute("lock table tenantgate.audit_log, tenantgate.audit_pending in share mode")
         # A client-side bound of 20s so that, without the role settings, the test fails
         # (QueryCanceled) instead of hanging; lock_timeout still comes from the role.
         with database.connect("tenantgate_mediator", autocommit=True,

@@ -1,0 +1,31 @@
+"""The audit log at scale: appends without a chain lock, sealing, monthly partitions, resumable
+verification (sql/89_audit_scale).
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from migrations.sqlfile import run_sql_files
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    run_sql_files(
+        "89_audit_scale/10_tables.sql",
+        "89_audit_scale/20_seal.sql",
+        "89_audit_scale/30_verify.sql",
+        "89_audit_scale/40_move_rows.sql",
+        "89_audit_scale/90_grants.sql",
+    )
+
+
+def downgrade() -> None:
+    run_sql_files("down/89_audit_scale.sql")
