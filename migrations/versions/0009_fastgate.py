@@ -14,6 +14,9 @@ revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Not online on a distributed Citus cluster (credit_accounts becomes a view over credit_slots):
+# `tenantgate db upgrade` refuses it there; apply it before `tenantgate db distribute`.
+citus_online = False
 
 
 def upgrade() -> None:

@@ -15,6 +15,9 @@ revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Not online on a distributed Citus cluster (audit_log is rebuilt as a partitioned table):
+# `tenantgate db upgrade` refuses it there; apply it before `tenantgate db distribute`.
+citus_online = False
 
 
 def upgrade() -> None:

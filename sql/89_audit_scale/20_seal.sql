@@ -123,7 +123,7 @@ begin
              over (order by b.seq rows between unbounded preceding and current row) as row_hash
       from batch b
   ), sealed as (
-    insert into tenantgate.audit_log
+    insert into tenantgate.audit_log as l
       (org_id, seq, occurred_at, session_id, operator_id, customer_id, request_id, tool_name,
        decision, detail, prev_hash, row_hash, entry_id, sealed_at)
     select h.org_id, h.seq, h.occurred_at, h.session_id, h.operator_id, h.customer_id,
@@ -131,8 +131,7 @@ begin
            pg_catalog.lag(h.row_hash, 1, v_head.head_hash) over (order by h.seq), h.row_hash,
            h.entry_id, v_at
       from hashed h
-    returning tenantgate.audit_log.seq, tenantgate.audit_log.row_hash,
-              tenantgate.audit_log.entry_id
+    returning l.seq, l.row_hash, l.entry_id  -- by alias: Citus renames the table to its shard
   )
   select pg_catalog.count(*), pg_catalog.max(s.seq),
          (pg_catalog.array_agg(s.row_hash order by s.seq desc))[1],

@@ -146,11 +146,18 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+  if p_org_id is not null then
+    -- One org: its own rows only (on Citus, one shard: the whole-log walk of audit_orgs() is a
+    -- recursive query Citus cannot route).
+    return query
+      select v.org_id, v.rows_checked, v.first_broken_seq, v.problem
+        from tenantgate.audit_verify_from(p_org_id) v;
+    return;
+  end if;
   return query
     select v.org_id, v.rows_checked, v.first_broken_seq, v.problem
       from tenantgate.audit_orgs() o
-     cross join lateral tenantgate.audit_verify_from(o.org_id) v
-     where p_org_id is null or o.org_id = p_org_id;
+     cross join lateral tenantgate.audit_verify_from(o.org_id) v;
 end
 $$;
 comment on function tenantgate.audit_verify(uuid) is

@@ -149,7 +149,7 @@ select p.oid::pg_catalog.regprocedure::text, p.proname,
          as done
 from pg_catalog.pg_proc p
 join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-where n.nspname = any (%s) and p.prokind = 'f'
+where n.nspname = any (%s) and p.prokind in ('f', 'a')  -- aggregates too (audit_chain)
 order by p.oid  -- creation order: a SQL function's body is checked against the ones before it
 """
 

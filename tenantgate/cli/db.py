@@ -133,6 +133,29 @@ def _report_undistributed(dsn: str) -> None:
                      "run `tenantgate db distribute` now (review with `--sql`)")
 
 
+def _refuse_offline_revisions(dsn: str, revision: str) -> None:
+    """On a distributed coordinator, refuse pending revisions that rebuild distributed tables.
+
+    A revision module that sets ``citus_online = False`` replaces a table the cluster has
+    distributed (0009 turns credit_accounts into a view over slots, 0010 rebuilds audit_log as a
+    partitioned table); Citus runs such DDL only on the coordinator's copy, so the cluster would
+    be left half-changed. Those revisions go in before `db distribute`.
+    """
+    with connect(dsn) as conn:
+        current = _current_revisions(conn)
+    scripts = ScriptDirectory.from_config(alembic_config())
+    lower = current[0] if current else "base"
+    offline = [
+        r.revision for r in scripts.iterate_revisions(revision, lower)
+        if r.revision not in current and getattr(r.module, "citus_online", True) is False
+    ]
+    if offline:
+        fail(f"revision {', '.join(sorted(offline))} rebuilds tables this cluster has already "
+             "distributed and cannot be applied online here: apply it on the single-node "
+             "database before `tenantgate db distribute` (README, \"When one PostgreSQL is not "
+             "enough\"); nothing was changed")
+
+
 def _current_revisions(conn: psycopg.Connection[Any]) -> list[str]:
     row = conn.execute(
         "select pg_catalog.to_regclass('public.alembic_version') is not null,"
@@ -156,6 +179,8 @@ def upgrade(
     """Apply migrations up to REVISION (as a DBA: a role that may create roles and schemas)."""
     target = resolve_dsn(dsn)
     found = _citus_ready(target, "tenantgate db upgrade")
+    if found.distributed:
+        _refuse_offline_revisions(target, revision)
     with _database_url(target, None if found.propagate_ddl else citus_ddl.PROPAGATION_OFF):
         command.upgrade(alembic_config(), revision)
     _report_revision(target, as_json)

@@ -64,7 +64,7 @@ class Cluster:
         row = conn.execute(
             "select p.nodeport from pg_dist_placement pl join pg_dist_node p on p.groupid ="
             " pl.groupid where pl.shardid = get_shard_id_for_distribution_column("
-            "'tenantgate.credit_accounts', %s::uuid)", (str(org_id),)).fetchone()
+            "'tenantgate.audit_heads', %s::uuid)", (str(org_id),)).fetchone()
         assert row is not None
         return int(row[0])
 

@@ -160,6 +160,10 @@ def test_concurrent_appends_keep_one_unbroken_chain_per_org(db: TestDatabase) ->
     with db.connect("tenantgate_admin", autocommit=True) as conn:
         for session in sessions:
             org: uuid.UUID = session.tenant.org_id
+            # Appends that found the head busy wait in audit_pending until sealed (what
+            # `tenantgate audit seal` runs), then the chain holds all of them.
+            assert conn.execute("select still_pending from tenantgate.audit_seal(%s)",
+                                (org,)).fetchone() == (0,)
             assert conn.execute("select org_id, rows_checked, first_broken_seq, problem"
                                 " from tenantgate.audit_verify(%s)", (org,)).fetchall() == [
                 (org, 80, None, None)]
@@ -189,11 +193,13 @@ def test_a_tool_call_is_one_hop_to_the_orgs_worker_and_touches_no_other_node(
     assert delta[home][0] == 0                        # no connection opened: all local there
     assert multi == 0
     assert statements > 0
-    assert statements % calls == 0                    # the same single-shard statements each call
+    # Not the same count every call: a charge that finds no slot able to cover it re-spreads the
+    # org's slots, and an append that finds pending rows seals them; all of it on this node.
+    assert statements >= calls
     for port, change in delta.items():
         if port not in (coordinator, home):
             assert change == (0, 0, 0)
-    print(f"\nper call_tool: 1 hop, 1 node, {statements // calls} single-shard statements on it")
+    print(f"\nper call_tool: 1 hop, 1 node, {statements / calls:.1f} single-shard statements on it")
 
 
 def plan_of(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> str:
@@ -206,10 +212,16 @@ def plan_of(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> str
     "select * from tenantgate.trust_check('{org}', '{org}', '{customer}', 's')",
     "select * from tenantgate.live_sessions where org_id = '{org}' and customer_id = '{customer}'",
     "select seq, head_hash from tenantgate.audit_heads where org_id = '{org}' for update",
+    "select seq, head_hash from tenantgate.audit_heads where org_id = '{org}'"
+    " for update skip locked",
+    "insert into tenantgate.audit_pending (org_id, occurred_at, decision, detail)"
+    " values ('{org}', now(), 'allowed', '{{}}')",
     "insert into tenantgate.audit_log (org_id, seq, occurred_at, decision, detail, prev_hash,"
-    " row_hash) values ('{org}', 1, now(), 'allowed', '{{}}', '\\x00', '\\x00')",
-    "update tenantgate.credit_accounts set balance = balance - 1 where org_id = '{org}'"
-    " and balance >= 1",
+    " row_hash, sealed_at) values ('{org}', 1, now(), 'allowed', '{{}}', '\\x00', '\\x00', now())",
+    "select slot, balance from tenantgate.credit_slots where org_id = '{org}' and balance >= 1"
+    " for update skip locked limit 1",
+    "update tenantgate.credit_slots set balance = balance - 1 where org_id = '{org}'"
+    " and slot = 0 and balance >= 1",
     "insert into tenantgate.credit_ledger (org_id, request_id, kind, amount, outcome)"
     " values ('{org}', 'r', 'spend', 1, 'charged') on conflict (org_id, request_id) do nothing",
     "select * from tenantgate.rate_buckets where org_id = '{org}' for update",

@@ -286,7 +286,14 @@ def test_a_tool_applied_after_distribution_reaches_every_worker_and_runs_in_one_
 def test_db_upgrade_after_distribution_propagates_and_names_what_to_distribute_next(
         cluster: Cluster, scale_out: ScaleOut) -> None:
     db = scale_out.db
-    upgraded = " ".join(ok(run(["db", "upgrade"], dsn=db.superuser_dsn)).stderr.split())
+    refused = run(["db", "upgrade"], dsn=db.superuser_dsn)  # head: 0009 and 0010 rebuild tables
+    assert refused.exit_code != 0
+    said = " ".join(refused.stderr.split())
+    assert "revision 0009, 0010 rebuilds tables this cluster has already distributed" in said
+    assert "nothing was changed" in said
+    with db.connect() as su:
+        assert su.execute("select version_num from alembic_version").fetchall() == [("0007",)]
+    upgraded = " ".join(ok(run(["db", "upgrade", "0008"], dsn=db.superuser_dsn)).stderr.split())
     assert "not distributed yet" not in upgraded
     assert "distribution steps pending" in upgraded
     assert "tenantgate db distribute" in upgraded
