@@ -117,6 +117,9 @@ def _check_books(su: Conn, orgs: list[str], ok_calls: int) -> list[str]:
     problems: list[str] = []
     charged_total = allowed_total = 0
     for org in orgs:
+        # Appends that found the chain head busy wait in audit_pending; seal them (what the
+        # `tenantgate audit seal --follow` service does) so the chain holds every call.
+        su.execute("select tenantgate.audit_seal(%s)", (org,))
         balance, charged, allowed = su.execute(
             "select (select balance from tenantgate.credit_accounts where org_id = %(o)s),"
             " (select coalesce(sum(amount), 0) from tenantgate.credit_ledger"
