@@ -362,8 +362,6 @@ def serve_http(settings: Settings) -> None:
             "binding beyond loopback needs TENANTGATE_ALLOWED_HOSTS and TENANTGATE_ALLOWED_ORIGINS"
         )
     common: dict[str, Any] = dict(
-        host=settings.http_host,
-        port=settings.http_port,
         loop="uvloop",
         http=HTTP_PROTOCOL,  # httptools, one write per response
         lifespan="on",
@@ -372,8 +370,11 @@ def serve_http(settings: Settings) -> None:
         server_header=False,
         proxy_headers=False,
     )
-    if settings.workers > 1:
-        app = "tenantgate.mediator.http:create_app"
-        uvicorn.run(app, factory=True, workers=settings.workers, **common)
+    if settings.workers > 1:  # one socket per worker: connections spread over all of them
+        from tenantgate.mediator.workers import serve_workers
+
+        serve_workers(settings.http_host, settings.http_port, settings.workers, common)
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(
+            create_app(settings), host=settings.http_host, port=settings.http_port, **common
+        )
