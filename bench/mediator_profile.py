@@ -2,11 +2,12 @@
 
 The server is the one bench/mcp_e2e.py measures (``tenantgate serve --transport http``, 1 worker),
 driven by the same client at concurrency 8 with the demo ``list_tickets`` read. py-spy (a
-sampling profiler, a dev dependency) attaches to the worker's pid for the run and records every
-stack; the tables are the flame graph's top frames as text: by *self* time (where the CPU is
-spent) and by *inclusive* time (which of tenantgate's own functions the time is spent under).
-The SVG flame graph is written next to the report. Idle samples (the event loop waiting in
-epoll) are left out, so the percentages are of the time the worker was busy.
+sampling profiler, a dev dependency) attaches to the worker with ``--native`` for the run and
+records every stack, C frames included, so system calls show as their libc function. The tables
+are the flame graph's top frames as text: by *self* time (where the CPU is spent) and by
+*inclusive* time (which of tenantgate's own functions it is spent under), and the share of
+samples by layer. Samples of a thread asleep are not taken (py-spy's default), so percentages are
+of the time the worker was busy.
 """
 
 from __future__ import annotations
@@ -25,9 +26,18 @@ from bench.gate_overhead import Harness
 from bench.mcp_e2e import _drive, _spread, tenantgate_server
 from tenantgate.cli import pgserver
 
-# Frames of an idle event loop: a sample whose innermost frame is one of these is not CPU.
-IDLE = ("select (selectors.py", "poll (", "_run_once (asyncio", "run_forever (asyncio")
 TOP = 15
+RATE = 100  # Hz; --native stops the worker for each sample, so not more
+# Layers, by the first marker found in a sample's innermost frame (else "other Python").
+LAYERS = (
+    ("system calls (socket I/O, epoll)", ("(libc.so", "(libpthread")),
+    ("psycopg and its pool", ("psycopg",)),
+    ("uvicorn, httptools, uvloop, asyncio", ("uvicorn/", "httptools", "uvloop", "asyncio/")),
+    ("logging", ("logging/",)),
+    ("prometheus_client", ("prometheus_client",)),
+    ("tenantgate", ("tenantgate/",)),
+    ("orjson, json", ("orjson", "json/")),
+)
 
 
 def py_spy() -> str | None:
@@ -42,7 +52,7 @@ def _frame(raw: str) -> str:
     path = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "/tenantgate/", "/bench/"):
         if marker in path:
-            path = path.split(marker, 1)[1]
+            path = path.rsplit(marker, 1)[1]
             if marker == "/tenantgate/":
                 path = "tenantgate/" + path
             break
@@ -51,29 +61,30 @@ def _frame(raw: str) -> str:
     return f"{name} ({path})"
 
 
-def top_frames(collapsed: str) -> tuple[int, int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """(busy samples, idle samples, top self frames, top inclusive tenantgate frames) of
+def top_frames(
+    collapsed: str,
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]], dict[str, int]]:
+    """(samples, top self frames, top inclusive tenantgate frames, samples per layer) of
     py-spy's raw (collapsed-stack) output: one 'frame;frame;... count' line per stack."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
-    busy = idle = 0
+    layers: collections.Counter[str] = collections.Counter()
+    total = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
-        frames = [f for f in frames if not f.startswith("thread ")]
+        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
         if not frames:
             continue
-        if any(frames[-1].startswith(i) for i in IDLE):
-            idle += count
-            continue
-        busy += count
+        total += count
         own[_frame(frames[-1])] += count
-        for name in {_frame(f) for f in frames if "tenantgate/" in f}:
+        layer = next((n for n, marks in LAYERS if any(m in frames[-1] for m in marks)), None)
+        layers[layer or "other Python"] += count
+        for name in {_frame(f) for f in frames if "/tenantgate/" in f}:
             inclusive[name] += count
-    return busy, idle, own.most_common(TOP), inclusive.most_common(TOP)
+    return total, own.most_common(TOP), inclusive.most_common(TOP), dict(layers.most_common())
 
 
 def _record(exe: str, pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[bytes]:
@@ -84,12 +95,13 @@ def _record(exe: str, pid: int, seconds: float, out: Path, fmt: str) -> subproce
             "--pid",
             str(pid),
             "--rate",
-            "250",
+            str(RATE),
             "--duration",
             str(int(seconds)),
             "--format",
             fmt,
-            "--nonblocking",
+            "--native",
+            "--full-filenames",
             "--output",
             str(out),
         ],
@@ -101,9 +113,27 @@ def _record(exe: str, pid: int, seconds: float, out: Path, fmt: str) -> subproce
 def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
     seconds = 2.0 if smoke else 10.0
     title = "Mediator CPU profile: py-spy on one HTTP worker serving list_tickets at concurrency 8"
-    own = Result("mediator_profile", title + ", top frames by self time", smoke=smoke)
+    own = Result(
+        "mediator_profile",
+        title + ", top frames by self time",
+        smoke=smoke,
+        plot={
+            "kind": "bars",
+            "label": "frame (self time)",
+            "value": "busy_pct",
+            "unit": "% of busy samples",
+        },
+    )
     incl = Result(
-        "mediator_profile_inclusive", "tenantgate's own frames, inclusive time", smoke=smoke
+        "mediator_profile_inclusive",
+        "Mediator CPU profile: tenantgate's own frames, inclusive time",
+        smoke=smoke,
+        plot={
+            "kind": "bars",
+            "label": "tenantgate frame (inclusive)",
+            "value": "busy_pct",
+            "unit": "% of busy samples",
+        },
     )
     exe = py_spy()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -136,29 +166,30 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
             + out.decode(errors="replace").strip()[-300:]
         )
         return [own]
-    busy, idle, by_self, by_incl = top_frames(collapsed)
+    total, by_self, by_incl, layers = top_frames(collapsed)
     for name, count in by_self:
         own.rows.append(
-            {"frame (self time)": name, "samples": count, "share_of_busy": _pct(count, busy)}
+            {"frame (self time)": name, "samples": count, "busy_pct": _pct(count, total)}
         )
     for name, count in by_incl:
         incl.rows.append(
-            {
-                "tenantgate frame (inclusive)": name,
-                "samples": count,
-                "share_of_busy": _pct(count, busy),
-            }
+            {"tenantgate frame (inclusive)": name, "samples": count, "busy_pct": _pct(count, total)}
         )
-    own.ratios["worker busy share under profile"] = busy / max(1, busy + idle)
+    syscalls = layers.get(LAYERS[0][0], 0)
+    own.ratios["share of busy samples in system calls"] = syscalls / max(1, total)
     own.notes.append(
-        f"{busy} busy and {idle} idle samples at 250 Hz while serving "
-        f"{loaded['calls_per_s']} calls/s (the profiler slows the worker a little)"
+        "busy samples by layer (innermost frame): "
+        + ", ".join(f"{name} {_pct(n, total)}%" for name, n in layers.items())
+    )
+    own.notes.append(
+        f"{total} busy samples at {RATE} Hz while serving {loaded['calls_per_s']} calls/s "
+        "(py-spy --native stops the worker for each sample, so it serves fewer)"
     )
     return [own, incl]
 
 
-def _pct(count: int, total: int) -> str:
-    return f"{100 * count / max(1, total):.1f}%"
+def _pct(count: int, total: int) -> float:
+    return round(100 * count / max(1, total), 1)
 
 
 def main() -> int:

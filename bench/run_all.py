@@ -28,7 +28,15 @@ if __package__ in (None, ""):  # `python bench/run_all.py`: make the repository 
 from bench import _report
 from bench._common import REPO, Result, bench_server, machine, print_result
 
-BENCHMARKS = ("credits", "scale", "gate_overhead", "db_breakdown", "mcp_e2e", "http_tool_overhead")
+BENCHMARKS = (
+    "credits",
+    "scale",
+    "gate_overhead",
+    "db_breakdown",
+    "mcp_e2e",
+    "mediator_profile",
+    "http_tool_overhead",
+)
 
 
 def main() -> int:
@@ -65,6 +73,7 @@ def main() -> int:
                 print(f"\n== {name} FAILED\n{traceback.format_exc()}", file=sys.stderr)
                 continue
             for r in got:
+                r.source = r.source or name
                 print_result(r)
                 r.notes.append(f"measured in {time.monotonic() - t0:.0f} s")
             results.extend(got)

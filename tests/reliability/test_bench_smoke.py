@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,14 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "Audit appends",
         "Gate overhead",
         "End to end over MCP",
+        "End to end behind PgBouncer in transaction mode",
+        "CPU budget per call, workers",
+        "Mediator CPU profile",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 7
+    pictures = re.findall(r"!\[[^\]]*\]\((benchmarks/[^)]+\.png)\)", report)
+    assert len(pictures) >= 9  # the 7 of the first benchmarks, the e2e budget and PgBouncer
+    for picture in pictures:
+        assert (tmp_path / picture).is_file(), picture
