@@ -13,8 +13,12 @@ demo ``list_tickets`` template (20 newest tickets of one customer):
 
 One client drives both (bench/_http.py: raw HTTP/1.1 keep-alive, one connection per concurrent
 caller, an MCP session each). Read calls/s and p50/p99 at concurrency 1, 8 and 32, and the ratio
-tenantgate / Toolbox (calls/s: above 1 means tenantgate served more). Client, servers and
-Postgres share the same cores, so absolute numbers are low; the ratio is the point.
+tenantgate / Toolbox (calls/s: above 1 means tenantgate served more). Each level runs every
+server in two rounds, the second in reverse order, so load drift on a shared machine hits all
+rows alike. The same table is measured again with both servers behind one PgBouncer in
+transaction mode, and a CPU budget (CPU per call of server, PostgreSQL and client, from /proc)
+turns into a projection for bigger machines. Client, servers and Postgres share the same cores,
+so absolute numbers are low; the ratios are the point.
 """
 
 from __future__ import annotations
@@ -219,14 +223,25 @@ statement: {TOOLBOX_SQL}
         yield Server(f"Toolbox {TOOLBOX_VERSION}", port, "/mcp", "list_tickets", proc)
 
 
-async def _drive(
+@dataclass
+class Sample:
+    """One timed stretch of calls: how many, how long, each latency, CPU seconds by process."""
+
+    elapsed: float
+    lat: list[float]
+    cpu: tuple[float, ...]  # server, PostgreSQL, bench client, PgBouncer
+    bouncer: bool
+
+
+async def _measure(
     s: Server,
     callers: list[Caller],
     concurrency: int,
     seconds: float,
     postmaster: int = 0,
     bouncer: int = 0,
-) -> dict[str, Any]:
+    warm: float = 1.0,
+) -> Sample:
     plan = [callers[i % len(callers)] for i in range(concurrency)]
     conns = [(McpConnection("127.0.0.1", s.port, s.path, token), args) for token, args in plan]
     for c, _ in conns:
@@ -245,8 +260,8 @@ async def _drive(
                 lat.append(time.perf_counter() - t0)
 
     try:
-        warm = time.perf_counter() + min(1.0, seconds / 2)
-        await asyncio.gather(*(worker(c, warm, False) for c in conns))
+        until = time.perf_counter() + min(warm, seconds / 2)
+        await asyncio.gather(*(worker(c, until, False) for c in conns))
         server_pids, pg_pids = _cpu.tree(s.proc.pid), _cpu.tree(postmaster) if postmaster else []
         bouncer_pids = _cpu.tree(bouncer) if bouncer else []
 
@@ -268,19 +283,38 @@ async def _drive(
             await c.close()
     if errors[0]:
         raise RuntimeError(f"{s.label}: {errors[0]} tool errors")
-    per_call = [
-        round((b - a) * 1000 / max(1, len(lat)), 3) for a, b in zip(cpu0, cpu1, strict=True)
-    ]
+    spent = tuple(b - a for a, b in zip(cpu0, cpu1, strict=True))
+    return Sample(elapsed, lat, spent, bool(bouncer))
+
+
+def summarise(samples: list[Sample]) -> dict[str, Any]:
+    """calls/s, latency percentiles and CPU ms per call over one or more samples."""
+    lat = [x for s in samples for x in s.lat]
+    elapsed = sum(s.elapsed for s in samples)
+    calls = max(1, len(lat))
+    cpu = [round(sum(s.cpu[i] for s in samples) * 1000 / calls, 3) for i in range(4)]
     out = {
         "calls_per_s": round(len(lat) / elapsed),
         **_summary(lat),
-        "server_cpu_ms": per_call[0],
-        "postgres_cpu_ms": per_call[1],
-        "client_cpu_ms": per_call[2],
+        "server_cpu_ms": cpu[0],
+        "postgres_cpu_ms": cpu[1],
+        "client_cpu_ms": cpu[2],
     }
-    if bouncer:
-        out["pgbouncer_cpu_ms"] = per_call[3]
+    if any(s.bouncer for s in samples):
+        out["pgbouncer_cpu_ms"] = cpu[3]
     return out
+
+
+async def _drive(
+    s: Server,
+    callers: list[Caller],
+    concurrency: int,
+    seconds: float,
+    postmaster: int = 0,
+    bouncer: int = 0,
+) -> dict[str, Any]:
+    """One stretch of `seconds` at `concurrency`, summarised."""
+    return summarise([await _measure(s, callers, concurrency, seconds, postmaster, bouncer)])
 
 
 def _spread(h: Harness, orgs: int) -> tuple[list[Caller], list[Caller]]:
@@ -332,7 +366,7 @@ def _plot() -> dict[str, Any]:
 
 
 def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
-    levels, seconds = ((1, 8), 1.0) if smoke else ((1, 8, 32), 8.0)
+    levels, seconds, rounds = ((1, 8), 1.0, 1) if smoke else ((1, 8, 32), 8.0, 2)
     direct = Result(
         "mcp_e2e",
         "End to end over MCP Streamable HTTP: tenantgate vs MCP Toolbox, "
@@ -383,9 +417,16 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
                     via = (bouncer.host, bouncer.port)
                     tbb = stack.enter_context(toolbox_server(exe, h, tmp, via))
                     runs.append((TB_PGB, tbb, theirs, pooled, bouncer.pid))
-            for c in levels:
-                for label, srv, callers, table, pgb in runs:
-                    r = asyncio.run(_drive(srv, callers, c, seconds, postmaster, pgb))
+            for c in levels:  # rounds in alternating order: load drift hits every row alike
+                samples: dict[str, list[Sample]] = {label: [] for label, *_ in runs}
+                for n in range(rounds):
+                    for label, srv, callers, _, pgb in runs if n % 2 == 0 else runs[::-1]:
+                        got = _measure(
+                            srv, callers, c, seconds / rounds, postmaster, pgb, 1.0 / (n + 1)
+                        )
+                        samples[label].append(asyncio.run(got))
+                for label, _, _, table, _ in runs:
+                    r = summarise(samples[label])
                     rates[(label, c)] = r
                     table.rows.append({"server": label, "concurrency": c, **r})
     pooled.rows.sort(key=lambda x: (x["concurrency"], not x["server"].startswith("Toolbox")))

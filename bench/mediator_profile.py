@@ -30,7 +30,7 @@ TOP = 15
 RATE = 100  # Hz; --native stops the worker for each sample, so not more
 # Layers, by the first marker found in a sample's innermost frame (else "other Python").
 LAYERS = (
-    ("system calls (socket I/O, epoll)", ("(libc.so", "(libpthread")),
+    ("system calls (socket I/O, epoll)", ("libc.so", "libpthread")),
     ("psycopg and its pool", ("psycopg",)),
     ("uvicorn, httptools, uvloop, asyncio", ("uvicorn/", "httptools", "uvloop", "asyncio/")),
     ("logging", ("logging/",)),
