@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import sys
@@ -48,56 +47,9 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that writes the lines logged during one event-loop step together.
-
-    Every request logs a line; one write per line is one system call per request (and, on a pipe
-    to a log collector, one wake-up of its reader). Lines logged while an event loop runs are
-    written together at the end of that loop iteration, in order; with no running loop, at once.
-    `logging.shutdown` (at exit) flushes what is pending.
-    """
-
-    def __init__(self, stream: Any = None) -> None:
-        super().__init__(stream)
-        self._pending: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return
-        self._pending.append(line)
-        if len(self._pending) > 1:
-            return  # a flush is already scheduled
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._write()
-            return
-        loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            self._write()
-        finally:
-            self.release()
-
-    def _write(self) -> None:
-        if self._pending:
-            text, self._pending = "".join(self._pending), []
-            try:
-                self.stream.write(text)
-            except Exception:
-                self.handleError(logging.makeLogRecord({"msg": "log write failed"}))
-        if self.stream and hasattr(self.stream, "flush"):
-            self.stream.flush()
-
-
 def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Replace the root handlers with one stderr handler (stdout carries stdio's protocol)."""
-    handler = LineHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
