@@ -30,13 +30,13 @@ TOP = 15
 RATE = 100  # Hz; --native stops the worker for each sample, so not more
 # Layers, by the first marker found in a sample's innermost frame (else "other Python").
 LAYERS = (
-    ("system calls (socket I/O, epoll)", ("libc.so", "libpthread")),
-    ("psycopg and its pool", ("psycopg",)),
-    ("uvicorn, httptools, uvloop, asyncio", ("uvicorn/", "httptools", "uvloop", "asyncio/")),
-    ("logging", ("logging/",)),
-    ("prometheus_client", ("prometheus_client",)),
-    ("tenantgate", ("tenantgate/",)),
-    ("orjson, json", ("orjson", "json/")),
+    ("system calls (socket I/O, epoll)", ("(libc.so", "(libpthread")),
+    ("psycopg and its pool", ("(psycopg",)),
+    ("uvicorn, httptools, uvloop, asyncio", ("(uvicorn/", "(httptools", "(uvloop", "(asyncio/")),
+    ("logging", ("(logging/",)),
+    ("prometheus_client", ("(prometheus_client/",)),
+    ("tenantgate", ("(tenantgate/",)),
+    ("orjson, json", ("(orjson", "(json/")),
 )
 
 
@@ -47,17 +47,18 @@ def py_spy() -> str | None:
 
 
 def _frame(raw: str) -> str:
-    """'func (path/to/module.py:12)' -> 'func (module.py)': one row per function, not per line."""
+    """'func (/abs/path/pkg/module.py:12)' -> 'func (pkg/module.py)': one row per function, with
+    the path from the package on (site-packages, this repository's tenantgate/, the stdlib)."""
     name, _, where = raw.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/tenantgate/", "/bench/"):
-        if marker in path:
-            path = path.rsplit(marker, 1)[1]
-            if marker == "/tenantgate/":
-                path = "tenantgate/" + path
-            break
-    else:
-        path = Path(path).name
+    if "site-packages/" in path:
+        path = path.rsplit("site-packages/", 1)[1]
+    elif "/tenantgate/" in path:
+        path = "tenantgate/" + path.rsplit("/tenantgate/", 1)[1]
+    elif "/" in path:
+        parent, file = Path(path).parent.name, Path(path).name
+        plain = parent.startswith("python") or not parent or ".so" in file  # stdlib, C library
+        path = file if plain else f"{parent}/{file}"
     return f"{name} ({path})"
 
 
@@ -75,14 +76,16 @@ def top_frames(
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        frames = [
+            _frame(f) for f in stack.split(";") if f and not f.startswith(("process ", "thread "))
+        ]
         if not frames:
             continue
         total += count
-        own[_frame(frames[-1])] += count
+        own[frames[-1]] += count
         layer = next((n for n, marks in LAYERS if any(m in frames[-1] for m in marks)), None)
         layers[layer or "other Python"] += count
-        for name in {_frame(f) for f in frames if "/tenantgate/" in f}:
+        for name in {f for f in frames if "(tenantgate/" in f}:
             inclusive[name] += count
     return total, own.most_common(TOP), inclusive.most_common(TOP), dict(layers.most_common())
 
