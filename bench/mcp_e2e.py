@@ -146,8 +146,10 @@ def tenantgate_server(
         "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(h.pub),
         "TENANTGATE_RATE_BURST": "100000",
         "TENANTGATE_RATE_PER_SECOND": "100000",
-        "TENANTGATE_POOL_MIN_SIZE": "8",
-        "TENANTGATE_POOL_MAX_SIZE": "16",
+        # 8..16 PostgreSQL connections in all, split over the workers (pool sizes are per
+        # worker): more backends cost PostgreSQL CPU per call, which would be no worker's doing
+        "TENANTGATE_POOL_MIN_SIZE": str(max(1, 8 // workers)),
+        "TENANTGATE_POOL_MAX_SIZE": str(max(2, 16 // workers)),
         "TENANTGATE_LOG_LEVEL": "INFO",  # the request log stays on: it is part of the cost
     }
     if dsn is not None:
@@ -482,6 +484,10 @@ def _notes(direct: Result, pooled: Result) -> None:
     direct.notes.append(
         "at concurrency 1 the '32 orgs' and 'one session' rows run the same workload (one "
         "caller, one session): their difference is this machine's noise"
+    )
+    direct.notes.append(
+        "tenantgate's pools hold 8 to 16 PostgreSQL connections in all, split over its "
+        "workers (4 to 8 each with 2 workers), so a second worker adds no backends"
     )
     pooled.notes.append(
         "both servers reach PostgreSQL through one PgBouncer 'pool_mode = transaction' "
