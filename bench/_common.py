@@ -49,6 +49,11 @@ class Result:
     ratios: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     smoke: bool = False
+    # The bench module it came from (run_all fills it in): the report cites its docstring.
+    source: str = ""
+    # How bench/_report.py draws it, from the row keys (see _report.plot_from_spec), e.g.
+    # {"kind": "grouped", "x": "concurrency", "series": "server", "y": "calls_per_s"}.
+    plot: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)

@@ -54,12 +54,12 @@ def write(path: Path, facts: dict[str, str], results: list[Result], failed: list
 
 
 def _section(r: Result, plots: Path, base: Path) -> list[str]:
-    doc = importlib.import_module(f"bench.{SOURCES.get(r.name, r.name)}").__doc__ or ""
+    source = r.source or SOURCES.get(r.name, r.name)
+    doc = importlib.import_module(f"bench.{source}").__doc__ or ""
     out = [
         f"## {r.title}",
         "",
-        f"Source: `bench/{SOURCES.get(r.name, r.name)}.py`. "
-        + doc.strip().split("\n\n")[0].replace("\n", " "),
+        f"Source: `bench/{source}.py`. " + doc.strip().split("\n\n")[0].replace("\n", " "),
         "",
     ]
     if r.rows:
@@ -86,7 +86,9 @@ def _plot(r: Result, folder: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     rows = r.rows
-    if r.name == "credits":
+    if r.plot is not None and rows:
+        plot_from_spec(ax, rows, r.plot)
+    elif r.name == "credits":
         _bars(ax, [x["method"] for x in rows], [x["attempts_per_s"] for x in rows], "attempts/s")
     elif r.name == "scale_rls":
         _grouped(
@@ -142,20 +144,6 @@ def _plot(r: Result, folder: Path) -> Path | None:
         )
     elif r.name == "db_breakdown":
         _bars(ax, [x["statement"] for x in rows], [x["p50_ms"] for x in rows], "p50 ms")
-    elif r.name == "mcp_e2e":
-        servers = list(dict.fromkeys(x["server"] for x in rows))
-        levels = list(dict.fromkeys(x["concurrency"] for x in rows))
-        series = {
-            s: [
-                next(
-                    (x["calls_per_s"] for x in rows if x["server"] == s and x["concurrency"] == c),
-                    0,
-                )
-                for c in levels
-            ]
-            for s in servers
-        }
-        _grouped(ax, [f"concurrency {c}" for c in levels], series, "calls/s")
     else:
         plt.close(fig)
         return None
@@ -165,6 +153,48 @@ def _plot(r: Result, folder: Path) -> Path | None:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_from_spec(ax: Any, rows: list[dict[str, Any]], spec: dict[str, Any]) -> None:
+    """A benchmark's own plot, declared in its Result from its row keys:
+
+    * ``{"kind": "bars", "label": k, "value": k}``: one horizontal bar per row;
+    * ``{"kind": "grouped", "x": k, "series": k, "y": k}``: bars grouped by x, one colour per
+      series (a missing cell draws 0);
+    * ``{"kind": "line", "x": k, "series": k, "y": k, "log_x": bool}``: one line per series.
+
+    ``unit`` labels the value axis (default: the value key).
+    """
+    kind = spec["kind"]
+    if kind == "bars":
+        _bars(
+            ax,
+            [str(x[spec["label"]]) for x in rows],
+            [float(x[spec["value"]]) for x in rows],
+            spec.get("unit", spec["value"]),
+        )
+        return
+    xs = list(dict.fromkeys(x[spec["x"]] for x in rows))
+    names = list(dict.fromkeys(x[spec["series"]] for x in rows)) if "series" in spec else [""]
+
+    def cell(name: Any, at: Any) -> float:
+        for x in rows:
+            if x[spec["x"]] == at and ("series" not in spec or x[spec["series"]] == name):
+                return float(x[spec["y"]])
+        return 0.0
+
+    series = {str(n): [cell(n, at) for at in xs] for n in names}
+    if kind == "grouped":
+        _grouped(ax, [f"{spec['x']} {at}" for at in xs], series, spec.get("unit", spec["y"]))
+        return
+    for name, values in series.items():
+        ax.plot([float(str(at).replace(",", "")) for at in xs], values, marker="o", label=name)
+    if spec.get("log_x"):
+        ax.set_xscale("log")
+    ax.set_xlabel(spec["x"])
+    ax.set_ylabel(spec.get("unit", spec["y"]))
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
 
 
 def _bars(ax: Any, labels: list[str], values: list[float], unit: str) -> None:

@@ -13,8 +13,12 @@ demo ``list_tickets`` template (20 newest tickets of one customer):
 
 One client drives both (bench/_http.py: raw HTTP/1.1 keep-alive, one connection per concurrent
 caller, an MCP session each). Read calls/s and p50/p99 at concurrency 1, 8 and 32, and the ratio
-tenantgate / Toolbox (calls/s: above 1 means tenantgate served more). Client, servers and
-Postgres share the same cores, so absolute numbers are low; the ratio is the point.
+tenantgate / Toolbox (calls/s: above 1 means tenantgate served more). Each level runs every
+server in two rounds, the second in reverse order, so load drift on a shared machine hits all
+rows alike. The same table is measured again with both servers behind one PgBouncer in
+transaction mode, and a CPU budget (CPU per call of server, PostgreSQL and client, from /proc)
+turns into a projection for bigger machines. Client, servers and Postgres share the same cores,
+so absolute numbers are low; the ratios are the point.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 import psycopg
 
 from bench import _cpu, _world
-from bench._common import REPO, Result, create_database, run_script
+from bench._common import PASSWORDS, REPO, Result, create_database, run_script
 from bench._common import summary_ms as _summary
 from bench._http import McpConnection
 from bench.gate_overhead import AUDIENCE, ISSUER, Harness
@@ -128,19 +132,28 @@ def _process(
 
 
 @contextlib.contextmanager
-def tenantgate_server(h: Harness, tmp: Path, workers: int) -> Iterator[Server]:
+def tenantgate_server(
+    h: Harness, tmp: Path, workers: int, dsn: str | None = None, label: str = ""
+) -> Iterator[Server]:
+    """`tenantgate serve --transport http`; `dsn` other than the database's own (PgBouncer in
+    transaction mode) also turns server-side prepared statements off, as docs/deploy says."""
     port = pgserver.free_port()
     env = {
         **os.environ,
-        "TENANTGATE_DATABASE_URL": h.db.mediator_dsn,
+        "TENANTGATE_DATABASE_URL": dsn or h.db.mediator_dsn,
         "TENANTGATE_ISSUER": ISSUER,
         "TENANTGATE_AUDIENCE": AUDIENCE,
         "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(h.pub),
         "TENANTGATE_RATE_BURST": "100000",
         "TENANTGATE_RATE_PER_SECOND": "100000",
-        "TENANTGATE_POOL_MIN_SIZE": "8",
-        "TENANTGATE_POOL_MAX_SIZE": "16",
+        # 8..16 PostgreSQL connections in all, split over the workers (pool sizes are per
+        # worker): more backends cost PostgreSQL CPU per call, which would be no worker's doing
+        "TENANTGATE_POOL_MIN_SIZE": str(max(1, 8 // workers)),
+        "TENANTGATE_POOL_MAX_SIZE": str(max(2, 16 // workers)),
+        "TENANTGATE_LOG_LEVEL": "INFO",  # the request log stays on: it is part of the cost
     }
+    if dsn is not None:
+        env["TENANTGATE_PREPARE_THRESHOLD"] = "none"
     command = [
         sys.executable,
         "-m",
@@ -152,30 +165,32 @@ def tenantgate_server(h: Harness, tmp: Path, workers: int) -> Iterator[Server]:
         "--workers",
         str(workers),
     ]
-    with _process(command, env, tmp / f"tenantgate-{workers}.log", port, REPO) as proc:
-        yield Server(
-            f"tenantgate ({workers} worker{'s' if workers > 1 else ''})",
-            port,
-            "/mcp",
-            "list_tickets",
-            proc,
-        )
+    log = tmp / f"tenantgate-{workers}-{port}.log"
+    with _process(command, env, log, port, REPO) as proc:
+        name = label or f"tenantgate ({workers} worker{'s' if workers > 1 else ''})"
+        yield Server(name, port, "/mcp", "list_tickets", proc)
 
 
 @contextlib.contextmanager
-def toolbox_server(exe: Path, h: Harness, tmp: Path) -> Iterator[Server]:
+def toolbox_server(
+    exe: Path, h: Harness, tmp: Path, via: tuple[str, int] | None = None
+) -> Iterator[Server]:
+    """Toolbox on the same database; `via` (host, port) of a PgBouncer in transaction mode, with
+    pgx's unnamed statements (queryExecMode exec) instead of its per-connection statement cache."""
     port = pgserver.free_port()
     server = h.db.server
-    config = tmp / "tools.yaml"
+    host, db_port = via or (server.host, server.port)
+    config = tmp / f"tools-{port}.yaml"
+    mode = "queryExecMode: exec\n" if via else ""
     config.write_text(f"""kind: source
 name: pg
 type: postgres
-host: {server.host}
-port: {server.port}
+host: {host}
+port: {db_port}
 database: {h.db.name}
 user: {server.user}
 password: "{server.password or ""}"
----
+{mode}---
 kind: tool
 name: list_tickets
 type: postgres-sql
@@ -206,13 +221,29 @@ statement: {TOOLBOX_SQL}
         "--log-level",
         "WARN",
     ]
-    with _process(command, dict(os.environ), tmp / "toolbox.log", port, tmp) as proc:
+    with _process(command, dict(os.environ), tmp / f"toolbox-{port}.log", port, tmp) as proc:
         yield Server(f"Toolbox {TOOLBOX_VERSION}", port, "/mcp", "list_tickets", proc)
 
 
-async def _drive(
-    s: Server, callers: list[Caller], concurrency: int, seconds: float, postmaster: int = 0
-) -> dict[str, Any]:
+@dataclass
+class Sample:
+    """One timed stretch of calls: how many, how long, each latency, CPU seconds by process."""
+
+    elapsed: float
+    lat: list[float]
+    cpu: tuple[float, ...]  # server, PostgreSQL, bench client, PgBouncer
+    bouncer: bool
+
+
+async def _measure(
+    s: Server,
+    callers: list[Caller],
+    concurrency: int,
+    seconds: float,
+    postmaster: int = 0,
+    bouncer: int = 0,
+    warm: float = 1.0,
+) -> Sample:
     plan = [callers[i % len(callers)] for i in range(concurrency)]
     conns = [(McpConnection("127.0.0.1", s.port, s.path, token), args) for token, args in plan]
     for c, _ in conns:
@@ -231,29 +262,61 @@ async def _drive(
                 lat.append(time.perf_counter() - t0)
 
     try:
-        warm = time.perf_counter() + min(1.0, seconds / 2)
-        await asyncio.gather(*(worker(c, warm, False) for c in conns))
+        until = time.perf_counter() + min(warm, seconds / 2)
+        await asyncio.gather(*(worker(c, until, False) for c in conns))
         server_pids, pg_pids = _cpu.tree(s.proc.pid), _cpu.tree(postmaster) if postmaster else []
-        cpu0 = (_cpu.cpu_seconds(server_pids), _cpu.cpu_seconds(pg_pids), time.process_time())
+        bouncer_pids = _cpu.tree(bouncer) if bouncer else []
+
+        def cpu() -> tuple[float, ...]:
+            return (
+                _cpu.cpu_seconds(server_pids),
+                _cpu.cpu_seconds(pg_pids),
+                time.process_time(),
+                _cpu.cpu_seconds(bouncer_pids),
+            )
+
+        cpu0 = cpu()
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(c, t0 + seconds, True) for c in conns))
         elapsed = time.perf_counter() - t0
-        cpu1 = (_cpu.cpu_seconds(server_pids), _cpu.cpu_seconds(pg_pids), time.process_time())
+        cpu1 = cpu()
     finally:
         for c, _ in conns:
             await c.close()
     if errors[0]:
         raise RuntimeError(f"{s.label}: {errors[0]} tool errors")
-    per_call = [
-        round((b - a) * 1000 / max(1, len(lat)), 3) for a, b in zip(cpu0, cpu1, strict=True)
-    ]
-    return {
+    spent = tuple(b - a for a, b in zip(cpu0, cpu1, strict=True))
+    return Sample(elapsed, lat, spent, bool(bouncer))
+
+
+def summarise(samples: list[Sample]) -> dict[str, Any]:
+    """calls/s, latency percentiles and CPU ms per call over one or more samples."""
+    lat = [x for s in samples for x in s.lat]
+    elapsed = sum(s.elapsed for s in samples)
+    calls = max(1, len(lat))
+    cpu = [round(sum(s.cpu[i] for s in samples) * 1000 / calls, 3) for i in range(4)]
+    out = {
         "calls_per_s": round(len(lat) / elapsed),
         **_summary(lat),
-        "server_cpu_ms": per_call[0],
-        "postgres_cpu_ms": per_call[1],
-        "client_cpu_ms": per_call[2],
+        "server_cpu_ms": cpu[0],
+        "postgres_cpu_ms": cpu[1],
+        "client_cpu_ms": cpu[2],
     }
+    if any(s.bouncer for s in samples):
+        out["pgbouncer_cpu_ms"] = cpu[3]
+    return out
+
+
+async def _drive(
+    s: Server,
+    callers: list[Caller],
+    concurrency: int,
+    seconds: float,
+    postmaster: int = 0,
+    bouncer: int = 0,
+) -> dict[str, Any]:
+    """One stretch of `seconds` at `concurrency`, summarised."""
+    return summarise([await _measure(s, callers, concurrency, seconds, postmaster, bouncer)])
 
 
 def _spread(h: Harness, orgs: int) -> tuple[list[Caller], list[Caller]]:
@@ -281,13 +344,43 @@ def _spread(h: Harness, orgs: int) -> tuple[list[Caller], list[Caller]]:
     return ours, theirs
 
 
+TB = f"Toolbox {TOOLBOX_VERSION}, 32 orgs"
+TG1, TG2, TG_ONE = (
+    "tenantgate, 1 worker, 32 orgs",
+    "tenantgate, 2 workers, 32 orgs",
+    "tenantgate, 1 worker, one session",
+)
+TB_PGB, TG_PGB = f"Toolbox {TOOLBOX_VERSION}, PgBouncer", "tenantgate, 1 worker, PgBouncer"
+# What each extra microsecond buys, in the order tenantgate spends it (docs/design.md).
+BOUGHT = (
+    "mediator: the bearer token's signature (once per token) and time claims (every call), "
+    "Host/Origin/version checks, the request log line and the metrics",
+    "PostgreSQL: the session check (the secret's hash, live session, operator and customer), "
+    "the tool in the session's catalog and scope, its arguments against the schema, the "
+    "operator's rate bucket, the idempotent credit charge, the tool's statement under forced "
+    "row-level security as a role that owns nothing, shaping by data class, and the "
+    "hash-chained audit row, all in one transaction",
+)
+
+
+def _plot() -> dict[str, Any]:
+    return {"kind": "grouped", "x": "concurrency", "series": "server", "y": "calls_per_s"}
+
+
 def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
-    levels, seconds = ((1, 8), 1.0) if smoke else ((1, 8, 32), 8.0)
-    result = Result(
+    levels, seconds, rounds = ((1, 8), 1.0, 1) if smoke else ((1, 8, 32), 8.0, 2)
+    direct = Result(
         "mcp_e2e",
         "End to end over MCP Streamable HTTP: tenantgate vs MCP Toolbox, "
         "same list_tickets read, same Postgres, same client",
         smoke=smoke,
+        plot=_plot(),
+    )
+    pooled = Result(
+        "mcp_e2e_pgbouncer",
+        "End to end behind PgBouncer in transaction mode: tenantgate vs MCP Toolbox",
+        smoke=smoke,
+        plot=_plot(),
     )
     exe = toolbox_binary(install=not smoke)
     rates: dict[tuple[str, int], dict[str, Any]] = {}
@@ -301,61 +394,177 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         one: list[Caller] = [(h.opened.token, {"limit": 20})]
         with contextlib.ExitStack() as stack:
             tg1 = stack.enter_context(tenantgate_server(h, tmp, 1))
-            runs: list[tuple[str, Server, list[Caller]]] = [
-                ("tenantgate, 1 worker, 32 orgs", tg1, ours),
-                ("tenantgate, 1 worker, one session", tg1, one),
+            runs: list[tuple[str, Server, list[Caller], Result, int]] = [
+                (TG1, tg1, ours, direct, 0),
+                (TG_ONE, tg1, one, direct, 0),
             ]
             if not smoke:
                 tg2 = stack.enter_context(tenantgate_server(h, tmp, 2))
-                runs.append(("tenantgate, 2 workers, 32 orgs", tg2, ours))
+                runs.insert(1, (TG2, tg2, ours, direct, 0))
             if exe is not None:
                 tb = stack.enter_context(toolbox_server(exe, h, tmp))
-                runs.insert(0, (f"Toolbox {TOOLBOX_VERSION}, 32 orgs", tb, theirs))
+                runs.insert(0, (TB, tb, theirs, direct, 0))
             else:
-                result.notes.append(
+                direct.notes.append(
                     "Toolbox not measured: its npm package could not be "
                     "installed here (needs npm and linux-x64)"
                 )
-            for c in levels:
-                for label, srv, callers in runs:
-                    r = asyncio.run(_drive(srv, callers, c, seconds, postmaster))
+            bouncer = _bouncer(stack, server, pooled)
+            if bouncer is not None:
+                role = "tenantgate_mediator"
+                dsn = bouncer.dsn(h.db.name, role, PASSWORDS[role])
+                tgb = stack.enter_context(tenantgate_server(h, tmp, 1, dsn, TG_PGB))
+                runs.append((TG_PGB, tgb, ours, pooled, bouncer.pid))
+                if exe is not None:
+                    via = (bouncer.host, bouncer.port)
+                    tbb = stack.enter_context(toolbox_server(exe, h, tmp, via))
+                    runs.append((TB_PGB, tbb, theirs, pooled, bouncer.pid))
+            for c in levels:  # rounds in alternating order: load drift hits every row alike
+                samples: dict[str, list[Sample]] = {label: [] for label, *_ in runs}
+                for n in range(rounds):
+                    for label, srv, callers, _, pgb in runs if n % 2 == 0 else runs[::-1]:
+                        got = _measure(
+                            srv, callers, c, seconds / rounds, postmaster, pgb, 1.0 / (n + 1)
+                        )
+                        samples[label].append(asyncio.run(got))
+                for label, _, _, table, _ in runs:
+                    r = summarise(samples[label])
                     rates[(label, c)] = r
-                    result.rows.append({"server": label, "concurrency": c, **r})
-    if exe is not None:
-        tb_label = f"Toolbox {TOOLBOX_VERSION}, 32 orgs"
-        for c in levels:
-            for label in (
-                "tenantgate, 1 worker, 32 orgs",
-                "tenantgate, 2 workers, 32 orgs",
-                "tenantgate, 1 worker, one session",
-            ):
-                if (label, c) in rates:
-                    ours_r, theirs_r = rates[(label, c)], rates[(tb_label, c)]
-                    result.ratios[f"{label} / Toolbox calls/s at {c}"] = (
-                        ours_r["calls_per_s"] / theirs_r["calls_per_s"]
-                    )
-                    result.ratios[f"{label} / Toolbox p50 at {c}"] = (
-                        ours_r["p50_ms"] / theirs_r["p50_ms"]
-                    )
-    result.notes.append(
+                    table.rows.append({"server": label, "concurrency": c, **r})
+    pooled.rows.sort(key=lambda x: (x["concurrency"], not x["server"].startswith("Toolbox")))
+    for c in levels:
+        for label, base, table in (
+            (TG1, TB, direct),
+            (TG2, TB, direct),
+            (TG_ONE, TB, direct),
+            (TG_PGB, TB_PGB, pooled),
+        ):
+            if (label, c) in rates and (base, c) in rates:
+                ours_r, theirs_r = rates[(label, c)], rates[(base, c)]
+                table.ratios[f"{label} / Toolbox calls/s at {c}"] = (
+                    ours_r["calls_per_s"] / theirs_r["calls_per_s"]
+                )
+        if (TG_PGB, c) in rates and (TG1, c) in rates:
+            pooled.ratios[f"tenantgate via PgBouncer / direct calls/s at {c}"] = (
+                rates[(TG_PGB, c)]["calls_per_s"] / rates[(TG1, c)]["calls_per_s"]
+            )
+    _notes(direct, pooled)
+    budget = _budget(rates, levels, smoke)
+    return [direct, budget, pooled] if budget.rows else [direct, pooled]
+
+
+def _bouncer(stack: contextlib.ExitStack, server: pgserver.RunningServer, pooled: Result) -> Any:
+    """PgBouncer (Debian's package) in transaction mode in front of the bench server, or None."""
+    from tests.reliability import _pgbouncer
+
+    if _pgbouncer.binary() is None:
+        pooled.notes.append("PgBouncer not measured: install the Debian package pgbouncer")
+        return None
+    users = {"tenantgate_mediator": PASSWORDS["tenantgate_mediator"]}
+    if server.password:
+        users[server.user] = server.password
+    return stack.enter_context(_pgbouncer.pgbouncer(server, users, pool_size=16))
+
+
+def _notes(direct: Result, pooled: Result) -> None:
+    direct.notes.append(
         "Toolbox runs the SELECT as the superuser with org and customer as tool "
         "parameters: no token, no isolation, no credits, no audit"
     )
-    result.notes.append(
+    direct.notes.append(
         "'32 orgs': caller i acts for tenant i mod 32, each in its own org; 'one "
         "session': every caller uses one session, so every call queues on that "
         "org's credit row, that operator's rate bucket and that org's audit head "
         "(row locks held from the charge inside tenantgate.call_tool to its commit)"
     )
-    result.notes.append(
+    direct.notes.append(
         "server_cpu_ms, postgres_cpu_ms and client_cpu_ms: CPU time per call of the server's "
         "processes, of every PostgreSQL process and of the benchmark's own client (from /proc)"
     )
-    result.notes.append(
+    direct.notes.append(
         "at concurrency 1 the '32 orgs' and 'one session' rows run the same workload (one "
         "caller, one session): their difference is this machine's noise"
     )
-    return [result]
+    direct.notes.append(
+        "tenantgate's pools hold 8 to 16 PostgreSQL connections in all, split over its "
+        "workers (4 to 8 each with 2 workers), so a second worker adds no backends"
+    )
+    pooled.notes.append(
+        "both servers reach PostgreSQL through one PgBouncer 'pool_mode = transaction' "
+        "(default_pool_size 16 per user): tenantgate with TENANTGATE_PREPARE_THRESHOLD=none, "
+        "Toolbox with queryExecMode exec (no named prepared statements, which a transaction-"
+        "mode pooler cannot keep); pgbouncer_cpu_ms is PgBouncer's own CPU per call"
+    )
+
+
+def _budget(
+    rates: dict[tuple[str, int], dict[str, Any]], levels: tuple[int, ...], smoke: bool
+) -> Result:
+    """CPU per call by process, what it buys, worker scaling, and a projection from it."""
+    budget = Result(
+        "mcp_e2e_budget",
+        "CPU budget per call, workers, and what each extra microsecond buys",
+        smoke=smoke,
+        plot={"kind": "grouped", "x": "process", "series": "server", "y": "cpu_us_per_call"},
+    )
+    top = max(levels)
+    if (TG1, top) not in rates:
+        return budget
+    for label in (TB, TG1, TG2):
+        if (label, top) not in rates:
+            continue
+        r = rates[(label, top)]
+        for process, key in (
+            ("MCP server", "server_cpu_ms"),
+            ("PostgreSQL", "postgres_cpu_ms"),
+            ("bench client", "client_cpu_ms"),
+        ):
+            budget.rows.append(
+                {"server": label, "process": process, "cpu_us_per_call": round(r[key] * 1000)}
+            )
+    ours = rates[(TG1, top)]
+    if (TB, top) in rates:
+        theirs = rates[(TB, top)]
+        extra_med = (ours["server_cpu_ms"] - theirs["server_cpu_ms"]) * 1000
+        extra_pg = (ours["postgres_cpu_ms"] - theirs["postgres_cpu_ms"]) * 1000
+        budget.notes.append(
+            f"each call costs {extra_med:+.0f} us of server CPU and {extra_pg:+.0f} us of "
+            f"PostgreSQL CPU over Toolbox at concurrency {top}. "
+            + " ".join(f"{b}." for b in BOUGHT)
+            + " Toolbox spends none of it: it trusts whatever org and customer it is given"
+        )
+    for c in levels:
+        if (TG2, c) in rates and (TG1, c) in rates:
+            budget.ratios[f"2 workers / 1 worker calls/s at {c}"] = (
+                rates[(TG2, c)]["calls_per_s"] / rates[(TG1, c)]["calls_per_s"]
+            )
+    med = ours["server_cpu_ms"]
+    pg = ours["postgres_cpu_ms"]
+    total = med + pg + ours["client_cpu_ms"]
+    cores = os.cpu_count() or 1
+    budget.ratios["mediator CPU per call, ms (goal <= 0.25)"] = med
+    budget.notes.append(
+        f"on this machine ({cores} cores shared by client, mediator and PostgreSQL) a call "
+        f"costs {total:.2f} ms of CPU in all, so {cores} cores cap the run near "
+        f"{cores * 1000 / total:,.0f} calls/s whatever the worker count "
+        f"(measured: {ours['calls_per_s']:,} with 1 worker at {top}); a second worker can only "
+        "add its own overhead here"
+    )
+    both = med + pg
+    sizes = ", ".join(
+        f"{k} cores: ~{k * 1000 / both:,.0f} calls/s with {max(1, round(k * med / both))} "
+        f"worker{'s' if round(k * med / both) > 1 else ''}"
+        for k in (4, 8, 16, 32)
+    )
+    budget.notes.append(
+        "projection from the per-call CPU above (not measured): one worker serves at most "
+        f"{1000 / med:,.0f} calls/s (one core at {med:.3f} ms a call); with the clients on other "
+        f"machines, a call needs {both:.2f} ms of CPU in mediator and PostgreSQL together, so "
+        f"workers should get {100 * med / both:.0f}% of the cores and PostgreSQL the rest: "
+        f"{sizes}. Workers now accept on their own SO_REUSEPORT sockets, so the kernel spreads "
+        "connections over them (tests/mediator/test_workers.py)"
+    )
+    return budget
 
 
 def main() -> int:

@@ -34,6 +34,7 @@ BENCHMARKS = (
     "gate_overhead",
     "db_breakdown",
     "mcp_e2e",
+    "mediator_profile",
     "http_tool_overhead",
     "otel_overhead",
     "one_org",
@@ -76,6 +77,7 @@ def main() -> int:
                 print(f"\n== {name} FAILED\n{traceback.format_exc()}", file=sys.stderr)
                 continue
             for r in got:
+                r.source = r.source or name
                 print_result(r)
                 r.notes.append(f"measured in {time.monotonic() - t0:.0f} s")
             results.extend(got)

@@ -12,9 +12,9 @@ Host and Origin checks.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -107,7 +107,8 @@ class HttpApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        record = observe.RequestRecord(uuid.uuid4().hex)
+        # a correlation id, not a secret: no system call for it (uuid4 asks the kernel)
+        record = observe.RequestRecord(f"{random.getrandbits(128):032x}")
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -351,29 +352,31 @@ def create_app(settings: Settings | None = None) -> HttpApp:
 
 
 def serve_http(settings: Settings) -> None:
-    """Run the HTTP transport with uvicorn (uvloop + httptools)."""
+    """Run the HTTP transport with uvicorn (uvloop + httptools, mediator/http_wire.py)."""
     import uvicorn
+
+    from tenantgate.mediator.http_wire import HTTP_PROTOCOL
 
     if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not settings.allowed_hosts:
         raise SystemExit(
             "binding beyond loopback needs TENANTGATE_ALLOWED_HOSTS and TENANTGATE_ALLOWED_ORIGINS"
         )
     common: dict[str, Any] = dict(
-        host=settings.http_host,
-        port=settings.http_port,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, one write per response
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
         proxy_headers=False,
     )
-    if settings.workers > 1:
+    if settings.workers > 1:  # one socket per worker: connections spread over all of them
         from tenantgate.mediator.metrics_mp import shared_dir
+        from tenantgate.mediator.workers import serve_workers
 
-        app = "tenantgate.mediator.http:create_app"
         with shared_dir():  # /metrics sums every worker's files (mediator/metrics_mp.py)
-            uvicorn.run(app, factory=True, workers=settings.workers, **common)
+            serve_workers(settings.http_host, settings.http_port, settings.workers, common)
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(
+            create_app(settings), host=settings.http_host, port=settings.http_port, **common
+        )

@@ -56,3 +56,9 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Neither formatter prints the caller's file and line, thread or process: do not collect them
+    # for every record (the logging HOWTO's "Optimization" section; one line per request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -111,6 +111,7 @@ def http_url(settings: Settings) -> Iterator[str]:
     import uvicorn
 
     from tenantgate.mediator.http import HttpApp
+    from tenantgate.mediator.http_wire import HTTP_PROTOCOL
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -123,6 +124,7 @@ def http_url(settings: Settings) -> Iterator[str]:
         log_level="warning",
         access_log=False,
         loop="asyncio",
+        http=HTTP_PROTOCOL,  # what serve_http runs
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

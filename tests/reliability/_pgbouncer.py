@@ -35,6 +35,7 @@ class Bouncer:
     port: int
     upstream: pgserver.RunningServer
     log: Path
+    pid: int = 0  # the process started for it (runuser's as root, whose child is pgbouncer)
 
     def dsn(self, dbname: str, user: str, password: str) -> str:
         return self.upstream.dsn(
@@ -122,7 +123,7 @@ pidfile = {home}/pgbouncer.pid
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 raise RuntimeError(f"pgbouncer did not start: {err[-500:]}")
             time.sleep(0.05)
-        yield Bouncer("127.0.0.1", port, server, home / "pgbouncer.log")
+        yield Bouncer("127.0.0.1", port, server, home / "pgbouncer.log", proc.pid)
     finally:
         proc.terminate()
         try:

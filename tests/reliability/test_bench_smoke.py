@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +35,15 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "Audit chain: 32 writers on one org's chain",
         "Audit appends per second as the log grows",
         "Audit verify, export and retire",
+        "End to end behind PgBouncer in transaction mode",
+        "CPU budget per call, workers",
+        "Mediator CPU profile",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
-    # 7, one_org's and gate_cpu's, audit_scale's two
-    assert len(list((tmp_path / "benchmarks").glob("*.png"))) == 11
+    pictures = re.findall(r"!\[[^\]]*\]\((benchmarks/[^)]+\.png)\)", report)
+    # the first 7, the e2e budget and PgBouncer, one_org, gate_cpu and audit_scale's two
+    assert len(pictures) >= 13
+    for picture in pictures:
+        assert (tmp_path / picture).is_file(), picture
