@@ -43,6 +43,9 @@ def ledger_invariants(superuser_dsn: str, org_id: str, granted: int) -> dict[str
     minus the charges.
     """
     with psycopg.connect(superuser_dsn, autocommit=True) as su:
+        # Committed appends that found the chain head busy wait in audit_pending: seal them, as
+        # the `tenantgate audit seal --follow` service does, before counting the chain.
+        su.execute("select tenantgate.audit_seal(%s)", (org_id,))
         charges = su.execute(
             "select session_id, tool_name, count(*) from tenantgate.credit_ledger"
             " where org_id = %s and kind = 'spend' and outcome = 'charged'"
