@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,4 +29,18 @@ def run_sql_files(*relative_paths: str) -> None:
     for relative_path in relative_paths:
         op.execute(sa.text(sql_text(relative_path).replace(":", "\\:")))
         # Files act as tenantgate_owner (`set local role`); Alembic's own bookkeeping must not.
+        op.execute("reset role")
+
+
+def rerun_function_files(*relative_paths: str) -> None:
+    """Execute files again whose functions a later revision replaced, to put their bodies back.
+
+    A downgrade uses it instead of restating those bodies: each line-leading ``create function``
+    runs as ``create or replace function`` (same signature, so grants and comments stay). Only for
+    files that define functions and comment on them; anything else in them must be re-runnable.
+    """
+    for relative_path in relative_paths:
+        text = re.sub(r"^create function ", "create or replace function ",
+                      sql_text(relative_path), flags=re.MULTILINE)
+        op.execute(sa.text(text.replace(":", "\\:")))
         op.execute("reset role")

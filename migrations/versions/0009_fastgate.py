@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from migrations.sqlfile import run_sql_files
+from migrations.sqlfile import rerun_function_files, run_sql_files
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -28,4 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The old tables and gate_tenant, then the function bodies 0009 replaced (spend_credits_for,
+    # grant_credits, rate_try, call_tool) from the files that define them.
     run_sql_files("down/89_fastgate.sql")
+    rerun_function_files("40_functions/40_credits.sql", "88_gate/40_call.sql")
