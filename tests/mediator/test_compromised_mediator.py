@@ -166,6 +166,8 @@ def test_the_mediator_may_execute_exactly_the_entry_points_and_context_functions
             (str(uuid.uuid4()), str(uuid.uuid4()), "t", 1000, 1000.0),
         ),
         ("select tenantgate.grant_credits(%s, %s, %s)", (str(uuid.uuid4()), 5, "r")),
+        ("select tenantgate.credit_take(%s, %s, %s)", (str(uuid.uuid4()), 1, 0)),
+        ("select tenantgate.credit_spread(%s, %s, %s)", (str(uuid.uuid4()), 5, None)),
         ("select tenantgate.record_denial(%s, %s)", (str(uuid.uuid4()), "t")),
         (
             "select * from tenantgate_tools.list_tickets(%s, %s, %s)",
@@ -191,6 +193,9 @@ def test_no_function_that_takes_a_cost_a_decision_or_an_approval_is_executable(
         "select * from tenantgate.audit_log",
         "select * from tenantgate.audit_heads for update",
         "select * from tenantgate.credit_accounts for update",
+        "update tenantgate.credit_accounts set balance = 1000000",
+        "select * from tenantgate.credit_slots for update",
+        "update tenantgate.credit_slots set balance = balance + 1000",
         "select * from tenantgate.tools",
         "select * from tenantgate.approvals",
         "select * from tenantgate.tool_requests",
