@@ -198,8 +198,9 @@ def call_tool(
     request_key: str | None = None,
     secret: str | None = None,
 ) -> dict[str, object]:
-    """One tools/call exactly as the mediator makes it: one statement of tenantgate.call_tool."""
-    with db.connect("tenantgate_mediator") as conn:
+    """One tools/call exactly as the mediator makes it: one autocommit statement of
+    tenantgate.call_tool (on Citus that is what gets delegated to the org's worker)."""
+    with db.connect("tenantgate_mediator", autocommit=True) as conn:
         row = conn.execute(
             "select tenantgate.call_tool(%s, %s, %s, %s, %s, %s)",
             (

@@ -14,7 +14,6 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.types.json import Jsonb
 
 from tests.factories import (
     Session,
@@ -23,6 +22,7 @@ from tests.factories import (
     add_customer,
     add_operator,
     add_org,
+    call_tool,
     open_session,
     seed_demo_rows,
 )
@@ -33,20 +33,6 @@ layout = st.lists(  # orgs -> connectors -> customers per connector
     min_size=1,
     max_size=3,
 )
-
-
-def call_tool(db: TestDatabase, session: Session, tool: str,
-              args: dict[str, object] | None = None) -> dict[str, object]:
-    """One tools/call as the mediator makes it on a cluster: one autocommit statement, which Citus
-    delegates to the org's worker (inside a transaction block it would not)."""
-    t = session.tenant
-    with db.connect("tenantgate_mediator", autocommit=True) as conn:
-        row = conn.execute("select tenantgate.call_tool(%s, %s, %s, %s, %s, %s)",
-                           (t.org_id, t.customer_id, session.secret, None, tool,
-                            Jsonb(args or {}))).fetchone()
-    assert row is not None
-    answer: dict[str, object] = row[0]
-    return answer
 
 
 def own_subjects(db: TestDatabase, tenant: Tenant) -> set[str]:
