@@ -96,6 +96,19 @@ RPC_METHODS = frozenset(
 MAX_KNOWN_TOOLS = 1000
 
 _known_tools: set[str] = set()
+# The labelled children already made, by (metric, labels): labels() hashes, checks and
+# locks on every call; the label sets are bounded (see above), so this map is too.
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, made once per label set."""
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
 def learn_tools(names: Iterator[str] | list[str]) -> None:
     """Names from a listed catalog become metric labels (bounded)."""
     for name in names:
@@ -134,8 +147,8 @@ class RequestRecord:
         if decision == "allowed":
             learn_tools([name] if isinstance(name, str) else [])
         label = tool_label(name)
-        TOOL_CALLS.labels(label, decision).inc()
-        TOOL_SECONDS.labels(label).observe(seconds)
+        _child(TOOL_CALLS, label, decision).inc()
+        _child(TOOL_SECONDS, label).observe(seconds)
         self.tools.append(label)
         self.decisions.append(decision)
 
@@ -144,11 +157,11 @@ class RequestRecord:
         seconds = time.perf_counter() - self.started
         method = self.method if self.method in RPC_METHODS else "other"
         if self.status == 401:
-            TOOL_CALLS.labels("-", "token_invalid").inc()
+            _child(TOOL_CALLS, "-", "token_invalid").inc()
             self.decisions.append("token_invalid")
         if transport == "http":
-            REQUESTS.labels(method, str(self.status)).inc()
-            REQUEST_SECONDS.labels(method).observe(seconds)
+            _child(REQUESTS, method, str(self.status)).inc()
+            _child(REQUEST_SECONDS, method).observe(seconds)
             metrics_mp.refresh_pools()
         access_log.info(
             "request",
@@ -168,7 +181,7 @@ class RequestRecord:
 
 
 def upstream_done(outcome: str, started: float) -> None:
-    UPSTREAM_CALLS.labels(outcome).inc()
+    _child(UPSTREAM_CALLS, outcome).inc()
     UPSTREAM_SECONDS.observe(time.perf_counter() - started)
 
 
