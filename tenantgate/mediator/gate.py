@@ -8,16 +8,18 @@ MediatorError.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tenantgate.mediator import errors as E
 from tenantgate.mediator.settings import Settings
@@ -96,6 +98,10 @@ class Gate:
     def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings) -> None:
         self.pool, self.settings = pool, settings
         self._upstream: HttpHalf | None = None  # built on the first HTTP-backed call
+        # Calls beyond the pool's size wait here, in a plain FIFO, rather than in the pool's
+        # own queue, which makes a task and a timed condition per waiting caller: at 32
+        # callers on 16 connections that queue cost about 50 us of CPU per call.
+        self._free = asyncio.Semaphore(pool.max_size)
 
     @property
     def upstream(self) -> HttpHalf:
@@ -109,13 +115,33 @@ class Gate:
 
     async def _one(self, query: LiteralString, params: tuple[Any, ...]) -> Any:
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                row = await cur.fetchone()
+            left = await self._take_turn()
+            try:
+                async with self.pool.connection(left) as conn:
+                    cur = await conn.execute(query, params)
+                    row = await cur.fetchone()
+            finally:
+                self._free.release()
         except psycopg.Error as exc:
             logger.warning("gate statement failed: sqlstate=%s", exc.sqlstate)
             raise E.from_psycopg(exc) from None
         return row[0] if row else None
+
+    async def _take_turn(self) -> float:
+        """Wait for one of the pool's connections to be free, within the pool's timeout (past
+        it, PoolTimeout as the pool itself raises: the caller sees 'unavailable'). Returns the
+        time left for the pool to hand the connection over."""
+        timeout = self.pool.timeout
+        if not self._free.locked():
+            await self._free.acquire()  # returns at once
+            return timeout
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no connection free after {timeout:.2f} s") from None
+        return max(0.001, timeout - (time.monotonic() - started))
 
     async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
         """The session's catalog as MCP tool objects; [] for a session that is not live."""

@@ -109,6 +109,7 @@ def _child(metric: Any, *labels: str) -> Any:
         child = _children[key] = metric.labels(*labels)
     return child
 
+
 def learn_tools(names: Iterator[str] | list[str]) -> None:
     """Names from a listed catalog become metric labels (bounded)."""
     for name in names:
