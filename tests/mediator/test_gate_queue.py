@@ -35,7 +35,8 @@ def _counts(database: TestDatabase, org_id: str) -> tuple[int, int]:
         audited = su.execute(
             "select count(*) from tenantgate.audit_log where org_id = %s", (org_id,)
         ).fetchone()
-    assert charges is not None and audited is not None
+    assert charges is not None
+    assert audited is not None
     return int(charges[0]), int(audited[0])
 
 
