@@ -43,6 +43,17 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+def user_system_seconds(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pids`: the process's own code vs the kernel on its behalf."""
+    user = system = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / TICK, system / TICK
+
+
 def parent_of(pid: int) -> int:
     """The parent pid of `pid` (0 when unknown)."""
     with contextlib.suppress(OSError, ValueError):

@@ -1,13 +1,22 @@
 """Where the mediator's CPU goes: py-spy samples one HTTP worker serving tools/call under load.
 
 The server is the one bench/mcp_e2e.py measures (``tenantgate serve --transport http``, 1 worker),
-driven by the same client at concurrency 8 with the demo ``list_tickets`` read. py-spy (a
-sampling profiler, a dev dependency) attaches to the worker with ``--native`` for the run and
+driven by the same client at concurrency 8 with the demo ``list_tickets`` read.
+
+First the ground truth, without the profiler: the worker's user and system CPU per call from
+/proc (its own code vs the kernel working for it: socket I/O, epoll).
+
+Then py-spy (a sampling profiler, a dev dependency) attaches to the worker with ``--native`` and
 records every stack, C frames included, so system calls show as their libc function. The tables
-are the flame graph's top frames as text: by *self* time (where the CPU is spent) and by
-*inclusive* time (which of tenantgate's own functions it is spent under), and the share of
-samples by layer. Samples of a thread asleep are not taken (py-spy's default), so percentages are
-of the time the worker was busy.
+are the flame graph's top frames as text: by *self* time and by *inclusive* time (which of
+tenantgate's own functions it is spent under), and the share of samples by layer.
+
+Read py-spy's shares as *wall time while runnable*, not CPU: it skips a thread asleep, but a
+thread that is runnable and waiting for a core counts as busy. On a machine whose cores
+PostgreSQL saturates, the kernel often switches to the backend a send() has just woken, so the
+worker is counted "in send" while another process runs. The /proc split says how much of the
+worker's CPU the kernel really takes (about 16% here, where py-spy shows ~60% of samples in
+system calls).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench._common import Result, create_database, run_script
+from bench._cpu import tree, user_system_seconds
 from bench.gate_overhead import Harness
 from bench.mcp_e2e import _drive, _spread, tenantgate_server
 from tenantgate.cli import pgserver
@@ -145,10 +155,18 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
         ours, _ = _spread(h, 32)
         with tenantgate_server(h, tmp, 1) as srv:
             asyncio.run(_drive(srv, ours, 8, 1.0))  # warm: pool, caches, token verification
+            pids = tree(srv.proc.pid)
+            user0, system0 = user_system_seconds(pids)
             plain = asyncio.run(_drive(srv, ours, 8, seconds / 2))
+            user1, system1 = user_system_seconds(pids)
+            user, system = user1 - user0, system1 - system0
+            kernel = system / max(1e-9, user + system)
+            own.ratios["share of the mediator's CPU in the kernel (/proc, no profiler)"] = kernel
             own.notes.append(
                 f"without the profiler, same run: {plain['calls_per_s']} calls/s, mediator CPU "
-                f"{plain['server_cpu_ms']} ms per call"
+                f"{plain['server_cpu_ms']} ms per call, of which {100 * (1 - kernel):.0f}% user "
+                f"(Python, psycopg, uvicorn) and {100 * kernel:.0f}% system (the kernel: sockets, "
+                "epoll), from /proc"
             )
             if exe is None:
                 own.notes.append("not profiled: py-spy is not installed (pip install py-spy)")
@@ -179,7 +197,9 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
             {"tenantgate frame (inclusive)": name, "samples": count, "busy_pct": _pct(count, total)}
         )
     syscalls = layers.get(LAYERS[0][0], 0)
-    own.ratios["share of busy samples in system calls"] = syscalls / max(1, total)
+    own.ratios["share of py-spy's busy samples in system calls (wall time, see notes)"] = (
+        syscalls / max(1, total)
+    )
     own.notes.append(
         "busy samples by layer (innermost frame): "
         + ", ".join(f"{name} {_pct(n, total)}%" for name, n in layers.items())
