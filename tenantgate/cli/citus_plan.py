@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tenantgate.cli import citus_ddl
+
 SCHEMAS = ("tenantgate", "tenantgate_tools")
 DIRECTORY = "tenantgate.orgs"  # one row per org, read by every node: a reference table
 ORG_ARGUMENT = "p_org_id"
@@ -155,14 +157,11 @@ order by p.oid  -- creation order: a SQL function's body is checked against the 
 
 
 def is_coordinator(conn: psycopg.Connection[Any]) -> bool:
-    """True on a Citus coordinator that has at least one worker."""
-    row = conn.execute("select exists (select 1 from pg_catalog.pg_extension"
-                       " where extname = 'citus')").fetchone()
-    if not row or not row[0]:
+    """True on a Citus coordinator that has at least one worker (cli/citus_ddl.state)."""
+    try:
+        return citus_ddl.state(conn).coordinator
+    except citus_ddl.CitusRefusal:  # a worker
         return False
-    row = conn.execute("select count(*) from pg_catalog.pg_dist_node"
-                       " where noderole = 'primary' and groupid <> 0").fetchone()
-    return bool(row and row[0])
 
 
 def plan(conn: psycopg.Connection[Any]) -> list[Step]:
