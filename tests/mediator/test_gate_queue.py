@@ -17,7 +17,7 @@ from tenantgate.mediator.db import make_pool
 from tenantgate.mediator.demo_data import World
 from tenantgate.mediator.gate import Gate
 from tenantgate.mediator.settings import Settings
-from tenantgate.mediator.tokens import TokenVerifier
+from tenantgate.mediator.tokens import Claims, TokenVerifier
 from tests.mediator.conftest import OpenFn
 from tests.pg import TestDatabase
 
@@ -40,6 +40,12 @@ def _counts(database: TestDatabase, org_id: str) -> tuple[int, int]:
     return int(charges[0]), int(audited[0])
 
 
+@pytest.fixture
+def acme(verifier: TokenVerifier, open_session: OpenFn) -> Claims:
+    """Claims of a live session for Northwind's customer Acme."""
+    return verifier.verify(open_session("Acme").token)
+
+
 async def _gate(settings: Settings, **limits: float) -> Gate:
     pool = make_pool(settings.model_copy(update=limits))
     await pool.open(wait=True)
@@ -47,18 +53,13 @@ async def _gate(settings: Settings, **limits: float) -> Gate:
 
 
 async def test_calls_beyond_the_pool_size_wait_their_turn_and_each_runs_once(
-    settings: Settings,
-    world: World,
-    verifier: TokenVerifier,
-    open_session: OpenFn,
-    database: TestDatabase,
+    settings: Settings, world: World, acme: Claims, database: TestDatabase
 ) -> None:
     gate = await _gate(settings, pool_min_size=2, pool_max_size=2)
     org = world.orgs["Northwind"].org_id
     before = _counts(database, org)
     try:
-        claims = verifier.verify(open_session("Acme").token)
-        results = await asyncio.gather(*(gate.call(claims, "list_tickets", {}) for _ in range(12)))
+        results = await asyncio.gather(*(gate.call(acme, "list_tickets", {}) for _ in range(12)))
     finally:
         await gate.pool.close()
     assert all(isinstance(r, dict) and r["items"] for r in results)
@@ -67,25 +68,20 @@ async def test_calls_beyond_the_pool_size_wait_their_turn_and_each_runs_once(
 
 
 async def test_a_call_finding_no_free_connection_in_time_is_unavailable_and_leaves_nothing(
-    settings: Settings,
-    world: World,
-    verifier: TokenVerifier,
-    open_session: OpenFn,
-    database: TestDatabase,
+    settings: Settings, world: World, acme: Claims, database: TestDatabase
 ) -> None:
     gate = await _gate(settings, pool_min_size=1, pool_max_size=1, pool_timeout=0.3)
     org = world.orgs["Northwind"].org_id
-    claims = verifier.verify(open_session("Acme").token)
     before = _counts(database, org)
     try:
         # The only connection is busy for a second; the call gives up after 0.3 s.
         busy = asyncio.create_task(gate._one("select pg_sleep(1)", ()))
         await asyncio.sleep(0.05)
         with pytest.raises(E.Unavailable):
-            await gate.call(claims, "list_tickets", {})
+            await gate.call(acme, "list_tickets", {})
         await busy
         # The turn it waited for was not lost: the next call runs.
-        assert (await gate.call(claims, "list_tickets", {}))["items"]
+        assert (await gate.call(acme, "list_tickets", {}))["items"]
     finally:
         await gate.pool.close()
     charges, audited = _counts(database, org)
