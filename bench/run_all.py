@@ -39,6 +39,7 @@ BENCHMARKS = (
     "otel_overhead",
     "one_org",
     "gate_cpu",
+    "gate_parts",
     "audit_scale",
 )
 

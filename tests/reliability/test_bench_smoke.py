@@ -38,12 +38,13 @@ def test_bench_smoke_run_writes_a_report_with_every_benchmark(tmp_path: Path) ->
         "End to end behind PgBouncer in transaction mode",
         "CPU budget per call, workers",
         "Mediator CPU profile",
+        "PostgreSQL time per enforced call, statement by statement",
     ):
         assert section in report
     assert "zero overspend" in report
     assert "every chain verified intact" in report
     pictures = re.findall(r"!\[[^\]]*\]\((benchmarks/[^)]+\.png)\)", report)
-    # the first 7, the e2e budget and PgBouncer, one_org, gate_cpu and audit_scale's two
-    assert len(pictures) >= 13
+    # the first 7, the e2e budget and PgBouncer, one_org, gate_cpu, gate_parts and audit_scale's two
+    assert len(pictures) >= 14
     for picture in pictures:
         assert (tmp_path / picture).is_file(), picture
