@@ -133,7 +133,7 @@ def run(server: pgserver.RunningServer, smoke: bool = False) -> list[Result]:
             },
         )
         result.ratios["enforced call, µs in PostgreSQL (instrumented)"] = whole
-        result.ratios["share of the call in the gate's own PL/pgSQL between statements"] = (
+        result.ratios["share of the call around and between its statements"] = (
             whole - direct
         ) / whole
     result.notes.append(
