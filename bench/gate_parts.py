@@ -61,9 +61,12 @@ PARTS = (
     ("tenantgate.audit_pending", "rows waiting for the seal, checked", 2),
     ('from only "tenantgate"."orgs"', "foreign-key check of the ledger row's org", 2),
 )
+# pg_stat_statements times a statement's run (ExecutorRun and ExecutorFinish), not its start-up
+# and shut-down (plan-cache checks, locks, ExecInitNode), nor the PL/pgSQL around it.
 OWN = (
-    "the gate's own PL/pgSQL between its statements: expressions, calls of its helper "
-    "functions, the charge's subtransaction, building the answer"
+    "around and between the statements: each one's executor start-up and shut-down, plan-cache "
+    "checks and locks (not in pg_stat_statements' timing), PL/pgSQL expressions, helper calls, "
+    "the charge's subtransaction, building the answer"
 )
 
 
