@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
 
@@ -102,6 +103,7 @@ class Gate:
         # own queue, which makes a task and a timed condition per waiting caller: at 32
         # callers on 16 connections that queue cost about 50 us of CPU per call.
         self._free = asyncio.Semaphore(pool.max_size)
+        self._cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
     def upstream(self) -> HttpHalf:
@@ -118,7 +120,10 @@ class Gate:
             left = await self._take_turn()
             try:
                 async with self.pool.connection(left) as conn:
-                    cur = await conn.execute(query, params)
+                    cur = self._cursors.get(conn)
+                    if cur is None:  # one cursor per pooled connection, made once
+                        cur = self._cursors[conn] = conn.cursor()
+                    await cur.execute(query, params)
                     row = await cur.fetchone()
             finally:
                 self._free.release()

@@ -1,8 +1,9 @@
-"""Calls beyond the pool's size queue in the gate (a plain FIFO), not in the pool's own queue.
+"""The gate's use of pooled connections: calls beyond the pool's size queue in the gate (a plain
+FIFO), not in the pool's own queue, and each connection keeps one cursor for its statements.
 
 The promises: every queued call still runs, once, and is charged and audited once; a call that
 finds no connection free within the pool's timeout is answered 'unavailable' and leaves no charge
-and no audit row behind.
+and no audit row behind; a statement that fails leaves its connection and cursor usable.
 """
 
 from __future__ import annotations
@@ -86,3 +87,19 @@ async def test_a_call_finding_no_free_connection_in_time_is_unavailable_and_leav
         await gate.pool.close()
     charges, audited = _counts(database, org)
     assert (charges - before[0], audited - before[1]) == (1, 1)
+
+
+async def test_a_failed_statement_leaves_the_connection_ready_for_the_next_call(
+    settings: Settings, acme: Claims
+) -> None:
+    gate = await _gate(settings, pool_min_size=1, pool_max_size=1)
+    try:
+        with pytest.raises(E.MediatorError):
+            await gate._one("select 1 / 0", ())
+        # the same connection (the pool has one) and its cursor answer the next call
+        assert (await gate.call(acme, "list_tickets", {}))["items"]
+        with pytest.raises(E.MediatorError):
+            await gate._one("select 'x'::int", ())
+        assert (await gate.call(acme, "list_tickets", {}))["items"]
+    finally:
+        await gate.pool.close()
