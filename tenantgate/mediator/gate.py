@@ -8,21 +8,19 @@ MediatorError.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import math
 import re
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tenantgate.mediator import errors as E
+from tenantgate.mediator.db import MediatorPool
 from tenantgate.mediator.settings import Settings
 from tenantgate.mediator.tokens import Claims
 
@@ -96,13 +94,9 @@ def _raise_for(answer: dict[str, Any]) -> None:
 class Gate:
     """Runs every tool call and tools/list through the database: one statement, one round trip."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings) -> None:
+    def __init__(self, pool: MediatorPool, settings: Settings) -> None:
         self.pool, self.settings = pool, settings
         self._upstream: HttpHalf | None = None  # built on the first HTTP-backed call
-        # Calls beyond the pool's size wait here, in a plain FIFO, rather than in the pool's
-        # own queue, which makes a task and a timed condition per waiting caller: at 32
-        # callers on 16 connections that queue cost about 50 us of CPU per call.
-        self._free = asyncio.Semaphore(pool.max_size)
         self._cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
@@ -117,7 +111,8 @@ class Gate:
 
     async def _one(self, query: LiteralString, params: tuple[Any, ...]) -> Any:
         try:
-            left = await self._take_turn()
+            # calls beyond the pool's size queue in the pool's FIFO (db.MediatorPool)
+            left = await self.pool.take_turn()
             try:
                 async with self.pool.connection(left) as conn:
                     cur = self._cursors.get(conn)
@@ -126,27 +121,11 @@ class Gate:
                     await cur.execute(query, params)
                     row = await cur.fetchone()
             finally:
-                self._free.release()
+                self.pool.give_turn()
         except psycopg.Error as exc:
             logger.warning("gate statement failed: sqlstate=%s", exc.sqlstate)
             raise E.from_psycopg(exc) from None
         return row[0] if row else None
-
-    async def _take_turn(self) -> float:
-        """Wait for one of the pool's connections to be free, within the pool's timeout (past
-        it, PoolTimeout as the pool itself raises: the caller sees 'unavailable'). Returns the
-        time left for the pool to hand the connection over."""
-        timeout = self.pool.timeout
-        if not self._free.locked():
-            await self._free.acquire()  # returns at once
-            return timeout
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._free.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"no connection free after {timeout:.2f} s") from None
-        return max(0.001, timeout - (time.monotonic() - started))
 
     async def list_tools(self, claims: Claims) -> list[dict[str, Any]]:
         """The session's catalog as MCP tool objects; [] for a session that is not live."""

@@ -78,8 +78,13 @@ async def test_a_call_finding_no_free_connection_in_time_is_unavailable_and_leav
         # The only connection is busy for a second; the call gives up after 0.3 s.
         busy = asyncio.create_task(gate._one("select pg_sleep(1)", ()))
         await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(gate.call(acme, "list_tickets", {}))
+        await asyncio.sleep(0.1)
+        # operators see the queue: the pool's statistics, hence /metrics' tenantgate_db_pool_*
+        assert gate.pool.get_stats()["calls_waiting"] == 1
         with pytest.raises(E.Unavailable):
-            await gate.call(acme, "list_tickets", {})
+            await waiting
+        assert gate.pool.get_stats()["calls_waiting"] == 0
         await busy
         # The turn it waited for was not lost: the next call runs.
         assert (await gate.call(acme, "list_tickets", {}))["items"]
