@@ -367,10 +367,15 @@ def test_an_unverified_caller_writes_nothing_to_any_chain_and_is_recorded_bounde
 def test_refusals_of_a_verified_session_are_rate_limited(
     mediator: psycopg.Connection[Any], world: World, acme: Claims, database: TestDatabase
 ) -> None:
+    started = time.monotonic()
     statuses = [call(mediator, world, acme, "no_such_tool", {})["status"] for _ in range(60)]
-    assert statuses.count("not_found") == 30  # the "*refused*" bucket: burst 30
-    assert statuses.count("rate_limited") == 30
-    assert len(audit(database, world.northwind.org_id)) == 30
+    seconds = time.monotonic() - started
+    refused = statuses.count("not_found")
+    # the "*refused*" bucket: a burst of 30, then 1 a second (a slow machine or a cluster may
+    # take more than a second for the 60 calls)
+    assert 30 <= refused <= 30 + int(seconds), (refused, seconds)
+    assert statuses.count("rate_limited") == 60 - refused
+    assert len(audit(database, world.northwind.org_id)) == refused
 
 
 def test_a_session_secret_never_opens_another_customers_rows(
