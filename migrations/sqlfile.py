@@ -44,3 +44,37 @@ def rerun_function_files(*relative_paths: str) -> None:
                       sql_text(relative_path), flags=re.MULTILINE)
         op.execute(sa.text(text.replace(":", "\\:")))
         op.execute("reset role")
+
+
+def function_definition(relative_path: str, name: str) -> str:
+    """The ``create function`` statement of `name` (schema-qualified) in a file under sql/.
+
+    From its line-leading ``create [or replace] function name(`` to the first line that is
+    ``$$;``, restated as ``create or replace``; fails loudly if the file defines it zero or
+    several times, so a moved definition cannot be restored from the wrong place silently.
+    """
+    text = sql_text(relative_path)
+    starts = [
+        m.start()
+        for m in re.finditer(
+            rf"^create (?:or replace )?function {re.escape(name)}\(", text, flags=re.MULTILINE
+        )
+    ]
+    if len(starts) != 1:
+        raise ValueError(f"{relative_path} defines {name} {len(starts)} times, expected once")
+    end = re.compile(r"^\$\$;$", flags=re.MULTILINE).search(text, starts[0])
+    if end is None:
+        raise ValueError(f"{relative_path}: the definition of {name} does not end with $$;")
+    body = text[starts[0] : end.end()]
+    return re.sub(r"^create function ", "create or replace function ", body)
+
+
+def rerun_functions(relative_path: str, *names: str) -> None:
+    """Put back the bodies of some functions of a file (as its owner), leaving the rest of it.
+
+    For a downgrade whose revision replaced a few functions of a file that also holds
+    statements that cannot run twice (tables, aggregates, triggers).
+    """
+    statements = "\n\n".join(function_definition(relative_path, name) for name in names)
+    op.execute(sa.text(f"set local role tenantgate_owner;\n\n{statements}".replace(":", "\\:")))
+    op.execute("reset role")

@@ -1,0 +1,31 @@
+"""Less PostgreSQL CPU per enforced call: the audit append in one statement on its common path,
+an inlinable audit_canonical, and the gate's rows numbered by the function scan (sql/89_pgcpu).
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from migrations.sqlfile import rerun_function_files, rerun_functions, run_sql_files
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+# Function bodies only (no table, constraint or grant changes): safe on a distributed cluster.
+citus_online = True
+
+
+def upgrade() -> None:
+    run_sql_files("89_pgcpu/10_audit.sql", "89_pgcpu/20_call.sql")
+
+
+def downgrade() -> None:
+    # The bodies 0010 left: audit_canonical as 0002 made it, audit_append_row as 0010 made it,
+    # call_tool as 0009 made it.
+    rerun_functions("40_functions/50_audit.sql", "tenantgate.audit_canonical")
+    rerun_functions("89_audit_scale/20_seal.sql", "tenantgate.audit_append_row")
+    rerun_function_files("89_fastgate/30_call.sql")
