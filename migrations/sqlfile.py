@@ -69,12 +69,39 @@ def function_definition(relative_path: str, name: str) -> str:
     return re.sub(r"^create function ", "create or replace function ", body)
 
 
+def function_comment(relative_path: str, name: str) -> str | None:
+    """The line-leading ``comment on function name(...)`` statement of a file under sql/, up to
+    the first line ending in ``;``; None when the file has none for `name`."""
+    text = sql_text(relative_path)
+    found = re.search(rf"^comment on function {re.escape(name)}\(.*?;$", text,
+                      flags=re.MULTILINE | re.DOTALL)
+    return found.group(0) if found else None
+
+
 def rerun_functions(relative_path: str, *names: str) -> None:
-    """Put back the bodies of some functions of a file (as its owner), leaving the rest of it.
+    """Put back the bodies of some functions of a file (as its owner), leaving the rest of it,
+    with their comments when the file has them.
 
     For a downgrade whose revision replaced a few functions of a file that also holds
     statements that cannot run twice (tables, aggregates, triggers).
     """
-    statements = "\n\n".join(function_definition(relative_path, name) for name in names)
-    op.execute(sa.text(f"set local role tenantgate_owner;\n\n{statements}".replace(":", "\\:")))
+    statements = [function_definition(relative_path, name) for name in names]
+    statements += [c for name in names if (c := function_comment(relative_path, name))]
+    _run_as_owner(statements)
+
+
+def rerun_comments(relative_path: str, *names: str) -> None:
+    """Put back the comments a file gives some functions (a later revision replaced them)."""
+    statements = []
+    for name in names:
+        comment = function_comment(relative_path, name)
+        if comment is None:
+            raise ValueError(f"{relative_path} has no comment on {name}")
+        statements.append(comment)
+    _run_as_owner(statements)
+
+
+def _run_as_owner(statements: list[str]) -> None:
+    body = "\n\n".join(statements)
+    op.execute(sa.text(f"set local role tenantgate_owner;\n\n{body}".replace(":", "\\:")))
     op.execute("reset role")

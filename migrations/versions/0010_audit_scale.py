@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from migrations.sqlfile import run_sql_files
+from migrations.sqlfile import rerun_comments, rerun_functions, run_sql_files
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -32,3 +32,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     run_sql_files("down/89_audit_scale.sql")
+    # The head-lock append of 0006 and the row-by-row verifier of 0002, from where they are defined.
+    rerun_functions("88_gate/40_call.sql", "tenantgate.audit_append_row")
+    rerun_functions("40_functions/50_audit.sql", "tenantgate.audit_verify")
+    rerun_comments("40_functions/50_audit.sql", "tenantgate.audit_append_row")
