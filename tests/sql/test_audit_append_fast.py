@@ -5,8 +5,10 @@ rows left pending sealed first, a busy head never waited for, one unbroken chain
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -31,6 +33,9 @@ CANONICAL_OF_BEFORE = (
 )
 
 
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
 @pytest.fixture
 def org(database: TestDatabase) -> uuid.UUID:
     return add_tenant(database).org_id
@@ -43,6 +48,21 @@ def chain(db: TestDatabase, org: uuid.UUID) -> list[tuple[Any, ...]]:
             " order by seq",
             (org,),
         ).fetchall()
+
+
+@contextlib.contextmanager
+def head_held(db: TestDatabase, org: uuid.UUID, lock_timeout: str) -> Iterator[Conn]:
+    """After a first append, another transaction holds the org's chain head; yields an
+    autocommit connection that gives up waiting for a lock after `lock_timeout`."""
+    with db.connect() as conn:
+        conn.autocommit = True
+        conn.execute(APPEND, (org, "first", Jsonb({})))
+    with db.connect() as holder, holder.transaction():
+        holder.execute("select 1 from tenantgate.audit_heads where org_id = %s for update", (org,))
+        with db.connect() as conn:
+            conn.autocommit = True
+            conn.execute(f"set lock_timeout = '{lock_timeout}'")
+            yield conn
 
 
 def verify(db: TestDatabase, org: uuid.UUID) -> tuple[Any, ...]:
@@ -61,7 +81,7 @@ def test_the_canonical_text_is_inlined_and_byte_for_byte_what_the_chain_covered_
 ) -> None:
     with database.connect() as conn:
         conn.autocommit = True
-        for i, detail in enumerate([{}, {"rows": 3, "bytes": 120}, {"reason": "é ☃ \"q\""}]):
+        for i, detail in enumerate([{}, {"rows": 3, "bytes": 120}, {"reason": 'é ☃ "q"'}]):
             conn.execute(APPEND, (org, f"r-{i}", Jsonb(detail)))
         conn.execute("set timezone = 'Pacific/Chatham'")  # neither may depend on these
         conn.execute("set datestyle = 'SQL, DMY'")
@@ -88,19 +108,8 @@ def test_the_canonical_text_is_inlined_and_byte_for_byte_what_the_chain_covered_
 def test_an_append_that_finds_rows_pending_seals_them_before_its_own(
     database: TestDatabase, org: uuid.UUID
 ) -> None:
-    with database.connect() as conn:
-        conn.autocommit = True
-        conn.execute(APPEND, (org, "first", Jsonb({})))
-    with database.connect() as holder, holder.transaction():
-        holder.execute(
-            "select 1 from tenantgate.audit_heads where org_id = %s for update", (org,)
-        )
-        with database.connect() as conn:
-            conn.autocommit = True
-            conn.execute("set lock_timeout = '2s'")  # an append never waits for the head
-            pending = [
-                conn.execute(APPEND, (org, f"p-{i}", Jsonb({}))).fetchone() for i in range(3)
-            ]
+    with head_held(database, org, "2s") as conn:  # an append never waits for the head
+        pending = [conn.execute(APPEND, (org, f"p-{i}", Jsonb({}))).fetchone() for i in range(3)]
     assert [row_hash for _, row_hash in pending if row_hash is not None] == []  # all pending
     with database.connect() as conn:
         conn.autocommit = True
@@ -116,19 +125,10 @@ def test_an_append_that_finds_rows_pending_seals_them_before_its_own(
 def test_an_append_while_another_call_holds_the_head_waits_pending_not_for_the_lock(
     database: TestDatabase, org: uuid.UUID
 ) -> None:
-    with database.connect() as conn:
-        conn.autocommit = True
-        conn.execute(APPEND, (org, "first", Jsonb({})))
-    with database.connect() as holder, holder.transaction():
-        holder.execute(
-            "select 1 from tenantgate.audit_heads where org_id = %s for update", (org,)
-        )
-        with database.connect() as conn:
-            conn.autocommit = True
-            conn.execute("set lock_timeout = '500ms'")
-            started = dt.datetime.now(dt.UTC)
-            row = conn.execute(APPEND, (org, "while-held", Jsonb({}))).fetchone()
-            waited = dt.datetime.now(dt.UTC) - started
+    with head_held(database, org, "500ms") as conn:
+        started = dt.datetime.now(dt.UTC)
+        row = conn.execute(APPEND, (org, "while-held", Jsonb({}))).fetchone()
+        waited = dt.datetime.now(dt.UTC) - started
     assert row is not None
     assert row[1] is None  # pending, not chained
     assert waited < dt.timedelta(milliseconds=500)  # and it did not wait for the lock
@@ -150,4 +150,3 @@ def test_the_mediator_cannot_run_the_append_or_the_canonical_text(
                 " 'allowed', '{}')",
                 (org,),
             )
-
