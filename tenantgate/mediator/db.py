@@ -30,7 +30,8 @@ class MediatorPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     """psycopg's pool, with the callers beyond its size queued in a plain FIFO before it.
 
     psycopg_pool queues a caller that finds no free connection with a task and a timed condition
-    of its own: at 32 callers on 16 connections that cost about 50 us of CPU per call. Callers
+    of its own: at 32 callers on 16 connections that cost about 90 us of the mediator's CPU per
+    call, a quarter of it (bench/mcp_e2e.py, side by side). Callers
     take a turn here first (`take_turn`, then `give_turn` when the connection is back), so the
     pool itself always has one ready. The wait keeps the pool's timeout and its error. The number
     waiting is in the pool's statistics as `calls_waiting` (its own `requests_waiting` stays 0).
