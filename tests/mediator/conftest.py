@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,27 @@ def tool_names(tools: list[dict[str, Any]]) -> set[str]:
 def capture_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     caplog.set_level("DEBUG")
     return caplog
+
+
+def serve_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `tenantgate serve` child process for these settings: this process's
+    own, minus any TENANTGATE_ or Prometheus variable, plus the settings (and `extra`)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TENANTGATE_", "PROMETHEUS_", "prometheus_"))
+    }
+    env.update(
+        {
+            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
+            "TENANTGATE_ISSUER": settings.issuer,
+            "TENANTGATE_AUDIENCE": settings.audience,
+            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
+            "TENANTGATE_POOL_MIN_SIZE": "1",
+            **extra,
+        }
+    )
+    return env
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.mediator.conftest import OpenFn
+from tests.mediator.conftest import OpenFn, serve_env
 
 pytestmark = pytest.mark.anyio
 
@@ -123,7 +123,6 @@ def test_get_stream_is_not_offered(http_url: str, open_session: OpenFn) -> None:
 async def test_tenantgate_serve_http_answers_the_sdk_client(
     settings: Any, open_session: OpenFn, workers: int
 ) -> None:
-    import os
     import socket
     import subprocess
     import sys
@@ -134,16 +133,7 @@ async def test_tenantgate_serve_http_answers_the_sdk_client(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/mcp"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    env.update(
-        {
-            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
-            "TENANTGATE_ISSUER": settings.issuer,
-            "TENANTGATE_AUDIENCE": settings.audience,
-            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
-            "TENANTGATE_POOL_MIN_SIZE": "1",
-        }
-    )
+    env = serve_env(settings)
     cmd = [
         sys.executable,
         "-m",

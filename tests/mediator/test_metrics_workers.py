@@ -3,7 +3,6 @@ from a private folder that is gone once the server stops."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -18,7 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tenantgate.mediator.demo_data import World
 from tenantgate.mediator.settings import Settings
-from tests.mediator.conftest import OpenFn
+from tests.mediator.conftest import OpenFn, serve_env
 from tests.mediator.test_observability import metric
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,17 +63,8 @@ def test_metrics_with_two_workers_sum_both_and_their_folder_is_removed_at_exit(
     token = open_session("Acme").token
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TENANTGATE_", "PROMETHEUS_", "prometheus_"))}
-    env.update({
-        "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
-        "TENANTGATE_ISSUER": settings.issuer,
-        "TENANTGATE_AUDIENCE": settings.audience,
-        "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
-        "TENANTGATE_POOL_MIN_SIZE": "1",
-        "TENANTGATE_POOL_MAX_SIZE": "2",
-        "TMPDIR": str(tmp_path),  # where serve makes its private metrics folder
-    })
+    # TMPDIR: where serve makes its private metrics folder
+    env = serve_env(settings, TENANTGATE_POOL_MAX_SIZE="2", TMPDIR=str(tmp_path))
     server = subprocess.Popen(
         [sys.executable, "-m", "tenantgate.cli.serve", "--transport", "http", "--workers", "2",
          "--port", str(port)],

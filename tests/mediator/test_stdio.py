@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from mcp.client.stdio import StdioServerParameters
 from tenantgate.mediator.demo_data import World
 from tenantgate.mediator.settings import Settings
 from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
-from tests.mediator.conftest import OpenFn, set_catalog
+from tests.mediator.conftest import OpenFn, serve_env, set_catalog
 from tests.pg import TestDatabase
 
 pytestmark = pytest.mark.anyio
@@ -27,22 +26,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def params(settings: Settings, token: str) -> StdioServerParameters:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    env.update(
-        {
-            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
-            "TENANTGATE_ISSUER": settings.issuer,
-            "TENANTGATE_AUDIENCE": settings.audience,
-            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
-            "TENANTGATE_POOL_MIN_SIZE": "1",
-            "TENANTGATE_TOKEN": token,
-        }
-    )
+    env = serve_env(settings, TENANTGATE_TOKEN=token)
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "tenantgate.cli.serve", "--transport", "stdio"],
         env=env,
         cwd=str(REPO),
+    )
+
+
+def token_lasting(settings: Settings, signer: TokenSigner, token: str, seconds: int) -> str:
+    """A token for the same session as `token`, valid for `seconds` (negative: long expired)."""
+    c = TokenVerifier(settings).verify(token)
+    return signer.mint(
+        operator_id=c.operator_id,
+        org_id=c.org_id,
+        connector_id=c.connector_id,
+        customer_id=c.customer_id,
+        session_id=c.session_id,
+        session_secret=c.session_secret,
+        scopes=sorted(c.scopes),
+        lifetime_seconds=seconds,
     )
 
 
@@ -108,18 +112,7 @@ async def test_elicitation_over_stdio_approves_a_host_approved_side_effect_once(
 async def test_stdio_token_is_reverified_on_every_call_and_expires_mid_session(
     settings: Settings, open_session: OpenFn, signer: TokenSigner
 ) -> None:
-    s = open_session("Acme")
-    c = TokenVerifier(settings).verify(s.token)
-    short = signer.mint(
-        operator_id=c.operator_id,
-        org_id=c.org_id,
-        connector_id=c.connector_id,
-        customer_id=c.customer_id,
-        session_id=c.session_id,
-        session_secret=c.session_secret,
-        scopes=sorted(c.scopes),
-        lifetime_seconds=10,
-    )
+    short = token_lasting(settings, signer, open_session("Acme").token, 10)
     p = params(settings, short)
     assert p.env is not None
     p.env["TENANTGATE_LEEWAY_SECONDS"] = "0"

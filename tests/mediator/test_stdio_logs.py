@@ -15,7 +15,7 @@ from tenantgate.mediator.demo_data import World
 from tenantgate.mediator.settings import Settings
 from tenantgate.mediator.tokens import TokenSigner, TokenVerifier
 from tests.mediator.conftest import OpenFn
-from tests.mediator.test_stdio import params
+from tests.mediator.test_stdio import params, token_lasting
 
 pytestmark = pytest.mark.anyio
 CANARY = "argument-value-canary-91d4"
@@ -68,18 +68,7 @@ async def test_stdio_writes_one_json_line_per_request_to_stderr_and_nothing_secr
 async def test_stdio_logs_an_expired_token_as_401_token_invalid(
     settings: Settings, open_session: OpenFn, signer: TokenSigner
 ) -> None:
-    s = open_session("Acme")
-    c = TokenVerifier(settings).verify(s.token)
-    expired = signer.mint(
-        operator_id=c.operator_id,
-        org_id=c.org_id,
-        connector_id=c.connector_id,
-        customer_id=c.customer_id,
-        session_id=c.session_id,
-        session_secret=c.session_secret,
-        scopes=sorted(c.scopes),
-        lifetime_seconds=-120,
-    )
+    expired = token_lasting(settings, signer, open_session("Acme").token, -120)
     with tempfile.TemporaryFile("w+") as errlog:
         async with Client(stdio_client(params(settings, expired), errlog=errlog),
                           mode="legacy", cache=None) as client:

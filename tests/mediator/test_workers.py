@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from tests.mediator.conftest import serve_env
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -67,16 +69,7 @@ def test_two_workers_both_take_keep_alive_connections(settings: Any) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    env.update(
-        {
-            "TENANTGATE_DATABASE_URL": settings.database_url.get_secret_value(),
-            "TENANTGATE_ISSUER": settings.issuer,
-            "TENANTGATE_AUDIENCE": settings.audience,
-            "TENANTGATE_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
-            "TENANTGATE_POOL_MIN_SIZE": "1",
-        }
-    )
+    env = serve_env(settings)
     cmd = [sys.executable, "-m", "tenantgate.cli.serve", "--transport", "http"]
     cmd += ["--port", str(port), "--workers", "2"]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
