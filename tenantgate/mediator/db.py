@@ -31,10 +31,11 @@ class MediatorPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
 
     psycopg_pool queues a caller that finds no free connection with a task and a timed condition
     of its own: at 32 callers on 16 connections that cost about 90 us of the mediator's CPU per
-    call, a quarter of it (bench/mcp_e2e.py, side by side). Callers
-    take a turn here first (`take_turn`, then `give_turn` when the connection is back), so the
-    pool itself always has one ready. The wait keeps the pool's timeout and its error. The number
-    waiting is in the pool's statistics as `calls_waiting` (its own `requests_waiting` stays 0).
+    call, a quarter of it (bench/mcp_e2e.py, side by side). Here `getconn` (and so
+    `connection()`) first takes one of `max_size` turns, and `putconn` gives it back, so the pool
+    itself always has a connection ready for whoever holds a turn. The wait keeps the pool's
+    timeout and its error; the number waiting is in the pool's statistics as `calls_waiting`
+    (psycopg's own `requests_waiting` stays at 0).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -42,10 +43,23 @@ class MediatorPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         self._turns = asyncio.Semaphore(self.max_size)
         self.calls_waiting = 0
 
-    async def take_turn(self) -> float:
-        """Wait until a connection is free, within the pool's timeout (past it, PoolTimeout, as
-        the pool raises). Returns the time left for `connection(timeout)`."""
-        timeout = self.timeout
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
+        left = await self._take_turn(self.timeout if timeout is None else timeout)
+        try:
+            return await super().getconn(left)
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await super().putconn(conn)
+        finally:
+            self._turns.release()
+
+    async def _take_turn(self, timeout: float) -> float:
+        """Wait for a turn within `timeout` (past it, PoolTimeout, as the pool raises); the
+        time left for the pool to hand the connection over."""
         if not self._turns.locked():
             await self._turns.acquire()  # returns at once
             return timeout
@@ -59,9 +73,6 @@ class MediatorPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         finally:
             self.calls_waiting -= 1
         return max(0.001, timeout - (time.monotonic() - started))
-
-    def give_turn(self) -> None:
-        self._turns.release()
 
     def get_stats(self) -> dict[str, int]:
         return {**super().get_stats(), "calls_waiting": self.calls_waiting}

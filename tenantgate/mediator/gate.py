@@ -111,17 +111,12 @@ class Gate:
 
     async def _one(self, query: LiteralString, params: tuple[Any, ...]) -> Any:
         try:
-            # calls beyond the pool's size queue in the pool's FIFO (db.MediatorPool)
-            left = await self.pool.take_turn()
-            try:
-                async with self.pool.connection(left) as conn:
-                    cur = self._cursors.get(conn)
-                    if cur is None:  # one cursor per pooled connection, made once
-                        cur = self._cursors[conn] = conn.cursor()
-                    await cur.execute(query, params)
-                    row = await cur.fetchone()
-            finally:
-                self.pool.give_turn()
+            async with self.pool.connection() as conn:  # in turn: db.MediatorPool
+                cur = self._cursors.get(conn)
+                if cur is None:  # one cursor per pooled connection, made once
+                    cur = self._cursors[conn] = conn.cursor()
+                await cur.execute(query, params)
+                row = await cur.fetchone()
         except psycopg.Error as exc:
             logger.warning("gate statement failed: sqlstate=%s", exc.sqlstate)
             raise E.from_psycopg(exc) from None
