@@ -47,6 +47,7 @@ from bench._common import (
     run_threads,
     summary_ms,
 )
+from migrations.sqlfile import function_definition
 from tenantgate.cli import pgserver
 from tenantgate.cli.audit_seal import seal_pending
 
@@ -59,9 +60,9 @@ OLD_APPEND = ("select seq from bench_old.append_row(%s, null, null, null, %s, 'l
 FILL_ORGS = 8
 LIVE_ORGS = 8
 
-# The chain append of before 0010 (sql/88_gate/40_call.sql at 0006): the head row is the lock.
-# Rebuilt as 0006 shipped it: SECURITY DEFINER with a pinned search_path, and the log's check
-# constraints (re-read by every INSERT). A plain function on a table without checks was a
+# The chain append of before 0010, as 0006 shipped it: the head row is the lock. The function is
+# sql/88_gate/40_call.sql's own definition, pointed at copies of the 0006 tables with the log's
+# check constraints (re-read by every INSERT). A plain function on a table without checks was a
 # cheaper baseline than what 0010 replaced: 32 writers on 32 chains appended ~25% faster through
 # it than through this faithful copy, measured side by side.
 OLD_DESIGN = """
@@ -78,43 +79,13 @@ create table bench_old.audit_log (
   row_hash bytea not null check (pg_catalog.length(row_hash) = 32),
   primary key (org_id, seq));
 create index on bench_old.audit_log (org_id, occurred_at);
-create function bench_old.append_row(
-  p_org_id uuid, p_session_id uuid, p_operator_id uuid, p_customer_id uuid,
-  p_request_id text, p_tool_name text, p_decision text, p_detail jsonb)
-returns table (seq bigint, row_hash bytea) language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp as $$
-declare
-  v_seq bigint;
-  v_at timestamptz := pg_catalog.clock_timestamp();
-  v_hash bytea;
-begin
-  loop
-    with head as (
-      select h.seq + 1 as seq, h.head_hash as prev from bench_old.audit_heads h
-       where h.org_id = p_org_id for update
-    ), next as (
-      select head.seq, head.prev, pg_catalog.sha256(head.prev || pg_catalog.convert_to(
-               tenantgate.audit_canonical(p_org_id, head.seq, v_at, p_session_id, p_operator_id,
-                                          p_customer_id, p_request_id, p_tool_name, p_decision,
-                                          coalesce(p_detail, '{}'::jsonb)), 'UTF8')) as hash
-        from head
-    ), moved as (
-      update bench_old.audit_heads h set seq = next.seq, head_hash = next.hash from next
-       where h.org_id = p_org_id returning next.seq, next.prev, next.hash
-    )
-    insert into bench_old.audit_log select p_org_id, moved.seq, v_at, p_session_id,
-      p_operator_id, p_customer_id, p_request_id, p_tool_name, p_decision,
-      coalesce(p_detail, '{}'::jsonb), moved.prev, moved.hash from moved
-    returning bench_old.audit_log.seq, bench_old.audit_log.row_hash into v_seq, v_hash;
-    exit when v_seq is not null;
-    insert into bench_old.audit_heads
-    values (p_org_id, 0, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))
-    on conflict (org_id) do nothing;
-  end loop;
-  return query select v_seq, v_hash;
-end
-$$;
-"""
+""" + (
+    function_definition("88_gate/40_call.sql", "tenantgate.audit_append_row")
+    .replace("function tenantgate.audit_append_row(", "function bench_old.append_row(")
+    .replace("tenantgate.audit_heads", "bench_old.audit_heads")
+    .replace("tenantgate.audit_log", "bench_old.audit_log")
+)
+
 OLD_BROKEN = """
 select count(*) from (
   select prev_hash <> lag(row_hash, 1, decode(repeat('00', 32), 'hex'))
